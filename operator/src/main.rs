@@ -1,0 +1,56 @@
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use switchyard_operator::{cli::Cli, controllers, health, kubeenv, leader, logging};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    logging::init();
+    // One crypto provider for the whole process (kube and instant-acme both use rustls).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    let client = kubeenv::client(cli.kubeconfig.as_deref()).await?;
+    let namespace = kubeenv::own_namespace();
+    let identity = kubeenv::own_identity();
+    let lease_namespace = cli
+        .leader_election_namespace
+        .clone()
+        .unwrap_or_else(|| namespace.clone());
+
+    let health = health::Health::new();
+    let server = tokio::spawn(health::serve(cli.metrics_addr, health.clone()));
+
+    let controller_client = client.clone();
+    let result = leader::run_while_leader(
+        client,
+        &lease_namespace,
+        &identity,
+        Arc::clone(&health),
+        move || controllers::run(controller_client.clone()),
+        shutdown_signal(),
+    )
+    .await;
+    server.abort();
+    result.context("leader election")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

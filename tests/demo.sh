@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# make demo: a local control plane, the operator, the proxy and two demo backends, with an
+# Ingress that routes between them; then requests through the proxy.
+#
+#   make demo               runs until Ctrl-C, printing what to try
+#   DEMO_EXIT=1 make demo   runs the same scenario, checks what it shows, and exits
+#
+# SWITCHYARD_KUBECONFIG=path reuses a running control plane (make test does); otherwise the one
+# of `make cluster` is used, started here when it is not running (and stopped again at the end).
+# Ports: DEMO_HTTP_PORT (18080), DEMO_HTTPS_PORT (18443), DEMO_METRICS_PORT (10254),
+# DEMO_OPERATOR_PORT (19090).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+http_port=${DEMO_HTTP_PORT:-18080}
+https_port=${DEMO_HTTPS_PORT:-18443}
+metrics_port=${DEMO_METRICS_PORT:-10254}
+operator_port=${DEMO_OPERATOR_PORT:-19090}
+exit_after=${DEMO_EXIT:-}
+ns=switchyard-demo
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+fail() { echo "demo: $*" >&2; exit 1; }
+
+say "Installing what is missing and building (the first run builds the control plane: minutes)"
+bin_dir=$(tests/setup.sh)
+export SWITCHYARD_BIN_DIR="$bin_dir"
+export PATH="$bin_dir:$PATH"
+cargo build --quiet --locked -p switchyard-proxy -p switchyard-operator -p switchyard-tests --bins
+target="$root/target/debug"
+
+state="$root/.switchyard/demo"
+rm -rf "$state"
+mkdir -p "$state"
+pids=()
+started_cluster=""
+cleanup() {
+  set +e
+  say "Stopping the demo"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
+  if [[ -n "$started_cluster" ]]; then
+    tests/cluster.sh down
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ -n "${SWITCHYARD_KUBECONFIG:-}" ]]; then
+  kubeconfig=$SWITCHYARD_KUBECONFIG
+  say "Using the control plane of $kubeconfig"
+else
+  kubeconfig="$root/.switchyard/kubeconfig"
+  if ! tests/cluster.sh status >/dev/null 2>&1; then
+    say "Starting the local control plane (etcd, kube-apiserver, kube-controller-manager)"
+    tests/cluster.sh up
+    started_cluster=1
+  else
+    say "Using the running local control plane (make cluster)"
+  fi
+fi
+k() { kubectl --kubeconfig "$kubeconfig" "$@"; }
+
+wait_http() { # url what
+  for _ in $(seq 1 150); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  fail "$2 did not answer at $1 (logs in $state)"
+}
+
+say "Starting two demo backends, blue and green (small HTTP servers of ours on loopback)"
+for colour in blue green; do
+  "$target/demo-backend" --name "$colour" --port-file "$state/$colour.port" \
+    >"$state/$colour.log" 2>&1 &
+  pids+=($!)
+done
+for colour in blue green; do
+  for _ in $(seq 1 50); do [[ -s "$state/$colour.port" ]] && break; sleep 0.1; done
+  [[ -s "$state/$colour.port" ]] || fail "the $colour backend did not start"
+done
+blue_port=$(cat "$state/blue.port")
+green_port=$(cat "$state/green.port")
+
+say "Applying the namespace $ns, Services with EndpointSlices (no kubelet here, so the slices point at the backends on 127.0.0.1), the IngressClass and an Ingress"
+k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
+for colour in blue green; do
+  port_var="${colour}_port"
+  cat <<YAML | k apply -f -
+apiVersion: v1
+kind: Service
+metadata: {name: $colour, namespace: $ns}
+spec:
+  ports: [{name: http, port: 80, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: $colour-local
+  namespace: $ns
+  labels: {kubernetes.io/service-name: $colour, endpointslice.kubernetes.io/managed-by: switchyard-demo}
+addressType: IPv4
+ports: [{name: http, port: ${!port_var}, protocol: TCP}]
+endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
+YAML
+done
+cat examples/demo/ingress.yaml
+k apply -n "$ns" -f examples/demo/ingress.yaml
+
+say "Starting the proxy: switchyard-proxy --kubeconfig … (HTTP on 127.0.0.1:$http_port)"
+RUST_LOG=${RUST_LOG:-info} "$target/switchyard-proxy" --kubeconfig "$kubeconfig" \
+  --http-addr "127.0.0.1:$http_port" --https-addr "127.0.0.1:$https_port" \
+  --metrics-addr "127.0.0.1:$metrics_port" >"$state/proxy.log" 2>&1 &
+pids+=($!)
+say "Starting the operator: switchyard-operator --kubeconfig …"
+RUST_LOG=${RUST_LOG:-info} POD_NAMESPACE=$ns "$target/switchyard-operator" --kubeconfig "$kubeconfig" \
+  --metrics-addr "127.0.0.1:$operator_port" \
+  --proxy-metrics-url "http://127.0.0.1:$metrics_port/metrics" \
+  --proxy-http-url "http://127.0.0.1:$http_port" >"$state/operator.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$metrics_port/readyz" "the proxy"
+wait_http "http://127.0.0.1:$operator_port/readyz" "the operator"
+
+say "Requests through the proxy"
+show() { # expected-backend curl-args...
+  local expected=$1; shift
+  echo "\$ curl $*"
+  local out
+  out=$(curl -sS "$@") || fail "curl $* failed"
+  echo "$out" | sed 's/^/  /'
+  if [[ -n "$expected" ]] && ! grep -q "^$expected:" <<<"$out"; then
+    fail "expected the $expected backend to answer curl $*"
+  fi
+}
+# The proxy compiles the route table from watches; give the first table a moment to appear.
+for _ in $(seq 1 50); do
+  curl -s -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/" | grep -q '^blue:' && break
+  sleep 0.2
+done
+show blue -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/"
+show green -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/green/hello?x=1"
+show green -H 'Host: green.switchyard.local' "http://127.0.0.1:$http_port/anything"
+echo "\$ curl -i -H 'Host: unknown.example' http://127.0.0.1:$http_port/"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: unknown.example' "http://127.0.0.1:$http_port/")
+echo "  HTTP $code (no Ingress names this host: the default backend answers)"
+[[ "$code" == 404 ]] || fail "expected 404 for an unknown host, got $code"
+
+say "Live change: pointing / at green instead of blue (no reload, no restart)"
+k -n "$ns" patch ingress demo --type=json \
+  -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service/name","value":"green"}]'
+for _ in $(seq 1 50); do
+  curl -s -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/" | grep -q '^green:' && break
+  sleep 0.2
+done
+show green -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/"
+k -n "$ns" patch ingress demo --type=json \
+  -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service/name","value":"blue"}]' >/dev/null
+
+if [[ -n "$exit_after" ]]; then
+  say "Demo checks passed"
+  exit 0
+fi
+
+cat <<EOF
+
+The demo is running. Try, in another terminal:
+
+  kubectl --kubeconfig $kubeconfig -n $ns get ingress,svc,endpointslices
+  kubectl --kubeconfig $kubeconfig get switchyard -A
+  curl -H 'Host: demo.switchyard.local' http://127.0.0.1:$http_port/
+  curl -H 'Host: demo.switchyard.local' http://127.0.0.1:$http_port/green/
+  curl -k --resolve demo.switchyard.local:$https_port:127.0.0.1 https://demo.switchyard.local:$https_port/
+  curl http://127.0.0.1:$metrics_port/metrics | grep nginx_ingress_controller_requests
+  kubectl --kubeconfig $kubeconfig -n $ns edit ingress demo     # changes apply live
+
+Logs: $state/{proxy,operator,blue,green}.log
+Press Ctrl-C to stop everything.
+EOF
+while true; do
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || fail "a demo process ($pid) exited; logs in $state"
+  done
+  sleep 1
+done
