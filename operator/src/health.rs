@@ -81,10 +81,15 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-/// Serves the endpoints until the task is dropped.
-pub async fn serve(addr: SocketAddr, health: Arc<Health>) -> std::io::Result<()> {
+/// Binds the endpoints' address (before anything else starts, so a taken port fails fast).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    Ok(listener)
+}
+
+/// Serves the endpoints until the task is dropped.
+pub async fn serve(listener: TcpListener, health: Arc<Health>) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let health = health.clone();

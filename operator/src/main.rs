@@ -20,7 +20,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| namespace.clone());
 
     let health = health::Health::new();
-    let server = tokio::spawn(health::serve(cli.metrics_addr, health.clone()));
+    let listener = health::bind(cli.metrics_addr)
+        .await
+        .with_context(|| format!("listen on --metrics-addr {}", cli.metrics_addr))?;
+    let server = tokio::spawn(health::serve(listener, health.clone()));
 
     let controller_client = client.clone();
     let result = leader::run_while_leader(

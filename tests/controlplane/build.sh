@@ -17,7 +17,8 @@ if [[ -z "$k8s_version" ]]; then
   echo "build.sh: go.mod does not require k8s.io/kubernetes" >&2
   exit 1
 fi
-key=$(cat go.mod go.sum etcd/main.go | sha256sum | cut -c1-12)
+# The build recipe (this script) is part of the key: a change of flags rebuilds.
+key=$(cat go.mod go.sum etcd/main.go build.sh | sha256sum | cut -c1-12)
 cache_root=${SWITCHYARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard}
 bin="$cache_root/controlplane-$k8s_version-$key/bin"
 
@@ -47,14 +48,20 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   version_pkg_flags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 
+# helm's offline default (for `helm template` and `helm lint`) is Kubernetes 1.20 unless told.
+helm_flags=""
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_flags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+done
+
 build() {
-  local name=$1 pkg=$2
+  local name=$1 pkg=$2 extra_flags=${3:-}
   if [[ -x "$bin/$name" ]]; then
     return 0
   fi
   log "building $name ($pkg) — a one-time step, cached in $bin"
   local start=$SECONDS
-  go build -trimpath -ldflags "-s -w$version_pkg_flags" -o "$bin/$name.tmp" "$pkg"
+  go build -trimpath -ldflags "-s -w$version_pkg_flags$extra_flags" -o "$bin/$name.tmp" "$pkg"
   mv "$bin/$name.tmp" "$bin/$name"
   log "built $name in $((SECONDS - start))s"
 }
@@ -62,7 +69,7 @@ build() {
 build etcd ./etcd
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-build helm helm.sh/helm/v3/cmd/helm
+build helm helm.sh/helm/v3/cmd/helm "$helm_flags"
 build kubectl k8s.io/kubernetes/cmd/kubectl
 
 if ! command -v pebble >/dev/null 2>&1 || ! command -v pebble-challtestsrv >/dev/null 2>&1; then

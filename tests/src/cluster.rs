@@ -83,8 +83,11 @@ impl Cluster {
             )?,
         )?;
         let admin = pki::write_pair(&pki_dir, "admin", &ca.client("admin", Some("system:masters"))?)?;
+        let (sa_private, sa_public) = pki::key_pair_pem()?;
         let sa_key = pki_dir.join("service-account.key");
-        write_file(&sa_key, &pki::private_key_pem()?)?;
+        let sa_pub = pki_dir.join("service-account.pub");
+        write_file(&sa_key, &sa_private)?;
+        write_file(&sa_pub, &sa_public)?;
 
         let ports = free_ports(4)?;
         let (etcd_client, etcd_peer, api_port, kcm_port) = (ports[0], ports[1], ports[2], ports[3]);
@@ -129,7 +132,7 @@ impl Cluster {
             "--service-cluster-ip-range=10.96.0.0/16",
             "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            &format!("--service-account-key-file={}", sa_key.display()),
+            &format!("--service-account-key-file={}", sa_pub.display()),
             &format!("--service-account-signing-key-file={}", sa_key.display()),
             "--allow-privileged=true",
             "--v=0",

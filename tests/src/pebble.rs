@@ -188,7 +188,7 @@ pub fn https_get(addr: &str, path: &str, ca_pem: &str) -> Result<String, Error> 
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(Error::io("set timeout"))?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    write!(tls, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    write!(tls, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
         .map_err(Error::io(format!("send to {addr}")))?;
     let mut response = Vec::new();
     // Pebble closes without close_notify at times; what was read until then is the answer.

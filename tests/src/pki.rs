@@ -88,11 +88,11 @@ fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     dn
 }
 
-/// A fresh private key in PKCS#8 PEM (ECDSA P-256), e.g. for service-account token signing.
-pub fn private_key_pem() -> Result<String, Error> {
-    Ok(KeyPair::generate()
-        .map_err(Error::pki("generate key"))?
-        .serialize_pem())
+/// A fresh ECDSA P-256 key pair as (PKCS#8 private key PEM, SubjectPublicKeyInfo PEM), e.g.
+/// for service-account token signing (the apiserver wants the public half in its own file).
+pub fn key_pair_pem() -> Result<(String, String), Error> {
+    let key = KeyPair::generate().map_err(Error::pki("generate key"))?;
+    Ok((key.serialize_pem(), key.public_key_pem()))
 }
 
 /// Writes a certificate and key pair as `<stem>.crt` / `<stem>.key` in `dir`.
