@@ -162,6 +162,9 @@ mod tests {
         assert!(err.to_string().contains("not a number"), "{err}");
         let err = Cli::try_parse_from(["switchyard-operator", "--proxy-service", "NS/Upper"])
             .expect_err("upper case");
-        assert!(err.to_string().contains("not a valid Kubernetes name"), "{err}");
+        assert!(
+            err.to_string().contains("not a valid Kubernetes name"),
+            "{err}"
+        );
     }
 }

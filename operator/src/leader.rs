@@ -51,7 +51,12 @@ where
         })?;
     let (mut is_leader, lease_task) = manager.watch().await;
     health.set_ready(true);
-    tracing::info!(identity, namespace, lease = LEASE_NAME, "waiting for leadership");
+    tracing::info!(
+        identity,
+        namespace,
+        lease = LEASE_NAME,
+        "waiting for leadership"
+    );
     tokio::pin!(shutdown);
 
     let mut running: Option<tokio::task::JoinHandle<()>> = None;
@@ -103,9 +108,10 @@ async fn wait_release(
 ) {
     match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
         Ok(Ok(Ok(_))) => tracing::info!("released the leader Lease"),
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "could not release the leader Lease; it expires by itself"),
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "could not release the leader Lease; it expires by itself")
+        }
         Ok(Err(e)) => tracing::warn!(error = %e, "lease task failed"),
         Err(_) => tracing::warn!("timed out releasing the leader Lease; it expires by itself"),
     }
 }
-

@@ -8,3 +8,4 @@ pub mod health;
 pub mod kubeenv;
 pub mod leader;
 pub mod logging;
+pub mod plugin;

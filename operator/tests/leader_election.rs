@@ -41,7 +41,9 @@ fn start_replica(
 impl Replica {
     /// `Some(true)` when this replica reports holding the Lease, `None` while not reachable.
     fn is_leader(&mut self) -> Option<bool> {
-        self.process.check_running().expect("operator still running");
+        self.process
+            .check_running()
+            .expect("operator still running");
         let ready = http::get(&self.metrics, "localhost", "/readyz").ok()?;
         if ready.status != 200 {
             return None;

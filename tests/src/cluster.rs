@@ -51,7 +51,8 @@ impl Cluster {
     pub fn start(options: ClusterOptions) -> Result<Self, Error> {
         let (temp, dir) = match &options.state_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(Error::io(format!("create {}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(Error::io(format!("create {}", dir.display())))?;
                 (None, dir.clone())
             }
             None => {
@@ -82,7 +83,11 @@ impl Cluster {
                 ],
             )?,
         )?;
-        let admin = pki::write_pair(&pki_dir, "admin", &ca.client("admin", Some("system:masters"))?)?;
+        let admin = pki::write_pair(
+            &pki_dir,
+            "admin",
+            &ca.client("admin", Some("system:masters"))?,
+        )?;
         let (sa_private, sa_public) = pki::key_pair_pem()?;
         let sa_key = pki_dir.join("service-account.key");
         let sa_pub = pki_dir.join("service-account.pub");
@@ -93,7 +98,10 @@ impl Cluster {
         let (etcd_client, etcd_peer, api_port, kcm_port) = (ports[0], ports[1], ports[2], ports[3]);
         let server = format!("https://127.0.0.1:{api_port}");
         let kubeconfig = dir.join("kubeconfig");
-        write_file(&kubeconfig, &kubeconfig_yaml(&server, &ca_file, &admin.cert, &admin.key))?;
+        write_file(
+            &kubeconfig,
+            &kubeconfig_yaml(&server, &ca_file, &admin.cert, &admin.key),
+        )?;
 
         let mut cluster = Cluster {
             kubeconfig,
@@ -117,7 +125,11 @@ impl Cluster {
         ]);
         let etcd = Supervised::spawn("etcd", etcd, &dir.join("etcd.log"))?;
         cluster.processes.push(etcd);
-        wait_for_tcp(&mut cluster.processes[0], etcd_client, Duration::from_secs(30))?;
+        wait_for_tcp(
+            &mut cluster.processes[0],
+            etcd_client,
+            Duration::from_secs(30),
+        )?;
 
         let mut apiserver = Command::new(binary("kube-apiserver")?);
         apiserver.args([
@@ -137,7 +149,8 @@ impl Cluster {
             "--allow-privileged=true",
             "--v=0",
         ]);
-        let apiserver = Supervised::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"))?;
+        let apiserver =
+            Supervised::spawn("kube-apiserver", apiserver, &dir.join("kube-apiserver.log"))?;
         cluster.processes.push(apiserver);
         cluster.wait_ready(Duration::from_secs(120))?;
 
@@ -164,7 +177,11 @@ impl Cluster {
         )?;
         cluster.processes.push(kcm);
         let last = cluster.processes.len() - 1;
-        wait_for_tcp(&mut cluster.processes[last], kcm_port, Duration::from_secs(60))?;
+        wait_for_tcp(
+            &mut cluster.processes[last],
+            kcm_port,
+            Duration::from_secs(60),
+        )?;
 
         if options.install_crds {
             cluster.install_crds()?;
@@ -181,7 +198,9 @@ impl Cluster {
             .first()
             .and_then(|c| c.cluster.as_ref())
             .and_then(|c| c.server.clone())
-            .ok_or_else(|| Error::Kubeconfig(format!("{} names no server", kubeconfig.display())))?;
+            .ok_or_else(|| {
+                Error::Kubeconfig(format!("{} names no server", kubeconfig.display()))
+            })?;
         let cluster = Cluster {
             kubeconfig: kubeconfig.to_path_buf(),
             server,

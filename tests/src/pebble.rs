@@ -66,7 +66,11 @@ impl Pebble {
             "-management",
             &format!("127.0.0.1:{challtest_mgmt}"),
         ]);
-        let challtest = Supervised::spawn("pebble-challtestsrv", challtest, &root.join("challtestsrv.log"))?;
+        let challtest = Supervised::spawn(
+            "pebble-challtestsrv",
+            challtest,
+            &root.join("challtestsrv.log"),
+        )?;
 
         let config = serde_json::json!({
             "pebble": {
@@ -123,7 +127,10 @@ impl Pebble {
     }
 
     pub fn log_paths(&self) -> Vec<PathBuf> {
-        self.processes.iter().map(|p| p.log_path().to_path_buf()).collect()
+        self.processes
+            .iter()
+            .map(|p| p.log_path().to_path_buf())
+            .collect()
     }
 
     fn wait_ready(&mut self, port: u16, limit: Duration) -> Result<(), Error> {
@@ -188,8 +195,11 @@ pub fn https_get(addr: &str, path: &str, ca_pem: &str) -> Result<String, Error> 
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(Error::io("set timeout"))?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    write!(tls, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(Error::io(format!("send to {addr}")))?;
+    write!(
+        tls,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(Error::io(format!("send to {addr}")))?;
     let mut response = Vec::new();
     // Pebble closes without close_notify at times; what was read until then is the answer.
     let _ = tls.read_to_end(&mut response);
@@ -202,4 +212,3 @@ pub fn https_get(addr: &str, path: &str, ca_pem: &str) -> Result<String, Error> 
     }
     Ok(body.to_string())
 }
-

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 use crate::Error;
@@ -26,8 +26,8 @@ pub struct CertFiles {
 impl TestCa {
     pub fn new(common_name: &str) -> Result<Self, Error> {
         let key = KeyPair::generate().map_err(Error::pki("generate CA key"))?;
-        let mut params = CertificateParams::new(Vec::<String>::new())
-            .map_err(Error::pki("CA parameters"))?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(Error::pki("CA parameters"))?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name = name(common_name, None);
         params.key_usages = vec![
@@ -49,7 +49,11 @@ impl TestCa {
     }
 
     /// A serving certificate for `localhost`, `127.0.0.1` and any extra names.
-    pub fn serving(&self, common_name: &str, extra_names: &[&str]) -> Result<(String, String), Error> {
+    pub fn serving(
+        &self,
+        common_name: &str,
+        extra_names: &[&str],
+    ) -> Result<(String, String), Error> {
         let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
         names.extend(extra_names.iter().map(|n| n.to_string()));
         let mut params = CertificateParams::new(names).map_err(Error::pki("serving names"))?;
@@ -96,7 +100,11 @@ pub fn key_pair_pem() -> Result<(String, String), Error> {
 }
 
 /// Writes a certificate and key pair as `<stem>.crt` / `<stem>.key` in `dir`.
-pub fn write_pair(dir: &Path, stem: &str, (cert, key): &(String, String)) -> Result<CertFiles, Error> {
+pub fn write_pair(
+    dir: &Path,
+    stem: &str,
+    (cert, key): &(String, String),
+) -> Result<CertFiles, Error> {
     let files = CertFiles {
         cert: dir.join(format!("{stem}.crt")),
         key: dir.join(format!("{stem}.key")),

@@ -104,10 +104,14 @@ async fn garbage_collects_children_of_a_deleted_owner() {
         .await
         .expect("delete parent");
 
-    eventually("garbage collection of the child", Duration::from_secs(60), || {
-        let api = api.clone();
-        async move { matches!(api.get_opt("child").await, Ok(None)) }
-    })
+    eventually(
+        "garbage collection of the child",
+        Duration::from_secs(60),
+        || {
+            let api = api.clone();
+            async move { matches!(api.get_opt("child").await, Ok(None)) }
+        },
+    )
     .await;
 }
 
@@ -118,10 +122,14 @@ async fn deleted_namespaces_are_emptied_and_removed() {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let name = "switchyard-nsdelete-test";
     let _ = namespaces.delete(name, &DeleteParams::default()).await;
-    eventually("removal of a leftover namespace", Duration::from_secs(60), || {
-        let namespaces = namespaces.clone();
-        async move { matches!(namespaces.get_opt(name).await, Ok(None)) }
-    })
+    eventually(
+        "removal of a leftover namespace",
+        Duration::from_secs(60),
+        || {
+            let namespaces = namespaces.clone();
+            async move { matches!(namespaces.get_opt(name).await, Ok(None)) }
+        },
+    )
     .await;
     let ns = Namespace {
         metadata: ObjectMeta {
@@ -161,7 +169,10 @@ async fn serves_switchyard_crds_to_kubectl() {
         "issuers.switchyard.dev",
         "clusterissuers.switchyard.dev",
     ] {
-        assert!(out.lines().any(|l| l == resource), "{resource} missing in:\n{out}");
+        assert!(
+            out.lines().any(|l| l == resource),
+            "{resource} missing in:\n{out}"
+        );
     }
     // The category lets `kubectl get switchyard` list all of our resources at once.
     let ns = cluster.namespace("category").expect("namespace");

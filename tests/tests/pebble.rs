@@ -23,7 +23,9 @@ fn pebble_serves_a_directory_and_its_issuing_root() {
     let directory: serde_json::Value = serde_json::from_str(&directory).expect("JSON directory");
     for key in ["newAccount", "newNonce", "newOrder"] {
         assert!(
-            directory[key].as_str().is_some_and(|u| u.starts_with("https://127.0.0.1:")),
+            directory[key]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://127.0.0.1:")),
             "{key} in {directory}"
         );
     }

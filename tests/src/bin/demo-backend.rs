@@ -46,7 +46,10 @@ fn answer(name: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let mut body = format!("{name}: {} {}\n", req.method(), req.uri());
     for header in SHOWN_HEADERS {
         if let Some(v) = req.headers().get(*header) {
-            body.push_str(&format!("  {header}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+            body.push_str(&format!(
+                "  {header}: {}\n",
+                String::from_utf8_lossy(v.as_bytes())
+            ));
         }
     }
     let mut response = Response::new(Full::new(Bytes::from(body)));
