@@ -8,7 +8,8 @@
 # SWITCHYARD_KUBECONFIG=path reuses a running control plane (make test does); otherwise the one
 # of `make cluster` is used, started here when it is not running (and stopped again at the end).
 # Ports: DEMO_HTTP_PORT (18080), DEMO_HTTPS_PORT (18443), DEMO_METRICS_PORT (10254),
-# DEMO_OPERATOR_PORT (19090).
+# DEMO_OPERATOR_PORT (19090); the backends listen on 18081 (blue) and 18082 (green), the ports
+# examples/demo/services.yaml names.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -17,6 +18,8 @@ http_port=${DEMO_HTTP_PORT:-18080}
 https_port=${DEMO_HTTPS_PORT:-18443}
 metrics_port=${DEMO_METRICS_PORT:-10254}
 operator_port=${DEMO_OPERATOR_PORT:-19090}
+blue_port=18081
+green_port=18082
 exit_after=${DEMO_EXIT:-}
 ns=switchyard-demo
 
@@ -70,41 +73,25 @@ wait_http() { # url what
   fail "$2 did not answer at $1 (logs in $state)"
 }
 
-say "Starting two demo backends, blue and green (small HTTP servers of ours on loopback)"
+say "Starting two demo backends, blue and green (small HTTP servers of ours on 127.0.0.1:$blue_port and :$green_port)"
 for colour in blue green; do
-  "$target/demo-backend" --name "$colour" --port-file "$state/$colour.port" \
+  port_var="${colour}_port"
+  "$target/demo-backend" --name "$colour" --listen "127.0.0.1:${!port_var}" \
     >"$state/$colour.log" 2>&1 &
   pids+=($!)
 done
 for colour in blue green; do
-  for _ in $(seq 1 50); do [[ -s "$state/$colour.port" ]] && break; sleep 0.1; done
-  [[ -s "$state/$colour.port" ]] || fail "the $colour backend did not start"
-done
-blue_port=$(cat "$state/blue.port")
-green_port=$(cat "$state/green.port")
-
-say "Applying the namespace $ns, Services with EndpointSlices (no kubelet here, so the slices point at the backends on 127.0.0.1), the IngressClass and an Ingress"
-k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
-for colour in blue green; do
   port_var="${colour}_port"
-  cat <<YAML | k apply -f -
-apiVersion: v1
-kind: Service
-metadata: {name: $colour, namespace: $ns}
-spec:
-  ports: [{name: http, port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: $colour-local
-  namespace: $ns
-  labels: {kubernetes.io/service-name: $colour, endpointslice.kubernetes.io/managed-by: switchyard-demo}
-addressType: IPv4
-ports: [{name: http, port: ${!port_var}, protocol: TCP}]
-endpoints: [{addresses: ["127.0.0.1"], conditions: {ready: true}}]
-YAML
+  for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://127.0.0.1:${!port_var}/" 2>/dev/null && break; sleep 0.1; done
+  curl -fsS -o /dev/null "http://127.0.0.1:${!port_var}/" || fail "the $colour backend did not start (see $state/$colour.log; is port ${!port_var} taken? set DEMO_${colour^^}_PORT)"
 done
+
+# There is no kubelet, so no pod ever backs a Service here, and the apiserver refuses
+# EndpointSlices that point at loopback. The Services are therefore of type ExternalName
+# (localhost), which the proxy resolves and connects to like any external backend.
+say "Applying the namespace $ns, the Services blue and green (ExternalName: localhost), the IngressClass and an Ingress"
+k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
+k apply -n "$ns" -f examples/demo/services.yaml
 cat examples/demo/ingress.yaml
 k apply -n "$ns" -f examples/demo/ingress.yaml
 
@@ -148,14 +135,14 @@ echo "  HTTP $code (no Ingress names this host: the default backend answers)"
 
 say "Live change: pointing / at green instead of blue (no reload, no restart)"
 k -n "$ns" patch ingress demo --type=json \
-  -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service/name","value":"green"}]'
+  -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service","value":{"name":"green","port":{"name":"http"}}}]'
 for _ in $(seq 1 50); do
   curl -s -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/" | grep -q '^green:' && break
   sleep 0.2
 done
 show green -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/"
 k -n "$ns" patch ingress demo --type=json \
-  -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service/name","value":"blue"}]' >/dev/null
+  -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service","value":{"name":"blue","port":{"number":18081}}}]' >/dev/null
 
 if [[ -n "$exit_after" ]]; then
   say "Demo checks passed"
@@ -166,7 +153,7 @@ cat <<EOF
 
 The demo is running. Try, in another terminal:
 
-  kubectl --kubeconfig $kubeconfig -n $ns get ingress,svc,endpointslices
+  kubectl --kubeconfig $kubeconfig -n $ns get ingress,svc
   kubectl --kubeconfig $kubeconfig get switchyard -A
   curl -H 'Host: demo.switchyard.local' http://127.0.0.1:$http_port/
   curl -H 'Host: demo.switchyard.local' http://127.0.0.1:$http_port/green/

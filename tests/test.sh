@@ -57,7 +57,9 @@ export SWITCHYARD_KUBECONFIG="$state/kubeconfig"
 kubectl --kubeconfig "$SWITCHYARD_KUBECONFIG" get --raw /version
 
 step "cargo test (unit, component and integration tests against the control plane)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$state/cargo-test.log"
+passed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($i ~ /^passed;?$/) s += $(i-1)} END {print s + 0}' "$state/cargo-test.log")
+failed=$(awk '/^test result:/ {for (i = 1; i <= NF; i++) if ($i ~ /^failed;?$/) s += $(i-1)} END {print s + 0}' "$state/cargo-test.log")
 
 step "helm install into the control plane"
 tests/helm-install.sh "$SWITCHYARD_KUBECONFIG"
@@ -78,3 +80,4 @@ fi
 echo "no control plane or Pebble process left"
 
 step "all checks passed in $((SECONDS - start))s"
+echo "cargo-tests: $passed passed, $failed failed"
