@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use switchyard_tests::process::Supervised;
-use switchyard_tests::{http, ports::free_port, shared_cluster};
+use switchyard_tests::{eventually, http, ports::free_port, shared_cluster};
 
 struct Replica {
     process: Supervised,
@@ -67,17 +67,6 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
         .and_then(|s| s.holder_identity)
 }
 
-async fn wait_until<F: FnMut() -> bool>(what: &str, limit: Duration, mut f: F) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{what} within {limit:?}");
-}
-
 #[tokio::test]
 async fn only_the_lease_holder_runs_controllers_and_a_standby_takes_over() {
     let cluster = shared_cluster().expect("control plane");
@@ -87,15 +76,17 @@ async fn only_the_lease_holder_runs_controllers_and_a_standby_takes_over() {
     let logs = tempfile::tempdir().expect("tempdir");
 
     let mut a = start_replica("replica-a", cluster.kubeconfig(), ns.name(), logs.path());
-    wait_until("replica-a becomes leader", Duration::from_secs(30), || {
-        a.is_leader() == Some(true)
+    eventually("replica-a becomes leader", Duration::from_secs(30), || {
+        let done = a.is_leader() == Some(true);
+        async move { done }
     })
     .await;
     assert_eq!(holder(&leases).await.as_deref(), Some("replica-a"));
 
     let mut b = start_replica("replica-b", cluster.kubeconfig(), ns.name(), logs.path());
-    wait_until("replica-b is ready", Duration::from_secs(30), || {
-        b.is_leader().is_some()
+    eventually("replica-b is ready", Duration::from_secs(30), || {
+        let done = b.is_leader().is_some();
+        async move { done }
     })
     .await;
     // The standby stays a standby while the leader renews its Lease.
@@ -108,8 +99,9 @@ async fn only_the_lease_holder_runs_controllers_and_a_standby_takes_over() {
 
     // A graceful shutdown releases the Lease, so the standby takes over well before expiry.
     a.process.stop();
-    wait_until("replica-b takes over", Duration::from_secs(30), || {
-        b.is_leader() == Some(true)
+    eventually("replica-b takes over", Duration::from_secs(30), || {
+        let done = b.is_leader() == Some(true);
+        async move { done }
     })
     .await;
     assert_eq!(holder(&leases).await.as_deref(), Some("replica-b"));

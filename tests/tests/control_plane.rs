@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams, WatchEvent, WatchParams};
-use switchyard_tests::shared_cluster;
+use switchyard_tests::{eventually, shared_cluster};
 
 fn config_map(name: &str, owner: Option<&ConfigMap>) -> ConfigMap {
     ConfigMap {
@@ -28,21 +28,6 @@ fn config_map(name: &str, owner: Option<&ConfigMap>) -> ConfigMap {
         data: Some([("colour".to_string(), "blue".to_string())].into()),
         ..Default::default()
     }
-}
-
-async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{what} did not happen within {limit:?}");
 }
 
 #[tokio::test]
