@@ -1,0 +1,121 @@
+//! Compile and swap: every snapshot a source sends is compiled off the hot path into a new route
+//! table that replaces the current one atomically. Requests hold the table they started with.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::compile::{CompileOptions, compile};
+use crate::metrics::Metrics;
+use crate::model::{Problem, Severity, Snapshot};
+use crate::routes::RouteTable;
+
+/// What the hot path and the operations endpoints share with the compile loop.
+#[derive(Debug)]
+pub struct Shared {
+    pub table: ArcSwap<RouteTable>,
+    /// True once a source completed its first full sync and the first table is in place.
+    pub ready: AtomicBool,
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            table: ArcSwap::from_pointee(RouteTable::empty()),
+            ready: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+/// Receives snapshots (the latest wins; intermediate ones are skipped) and swaps in tables until
+/// the sender is gone.
+pub async fn run(
+    shared: Arc<Shared>,
+    options: CompileOptions,
+    mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+) {
+    let mut reported: HashSet<Problem> = HashSet::new();
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = snapshot {
+            reported = apply(&shared, &options, &snapshot, reported);
+        }
+        if snapshots.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Compiles, swaps, logs. Problems are logged when they first appear, not on every compile.
+fn apply(
+    shared: &Shared,
+    options: &CompileOptions,
+    snapshot: &Snapshot,
+    previously: HashSet<Problem>,
+) -> HashSet<Problem> {
+    let started = Instant::now();
+    let (table, problems) = compile(snapshot, options);
+    let elapsed = started.elapsed();
+    let (hosts, paths, served, certs) = (
+        table.host_count(),
+        table.path_count(),
+        table.served_ingresses,
+        table.certs.len(),
+    );
+    shared.table.store(Arc::new(table));
+    shared.ready.store(true, Ordering::Release);
+
+    let mut current = HashSet::with_capacity(problems.len());
+    let mut faults = 0;
+    for problem in problems {
+        if problem.severity > Severity::Info {
+            faults += 1;
+        }
+        if !previously.contains(&problem) {
+            log_problem(&problem);
+        }
+        current.insert(problem);
+    }
+    let metrics = &shared.metrics;
+    metrics.config_reloads.inc();
+    metrics.config_problems.set(faults);
+    metrics
+        .config_last_reload_timestamp
+        .set(jiff::Timestamp::now().as_second());
+    tracing::info!(
+        objects = snapshot.object_count(),
+        ingresses = served,
+        hosts,
+        paths,
+        certificates = certs,
+        problems = faults,
+        compile_us = elapsed.as_micros() as u64,
+        "route table swapped in"
+    );
+    current
+}
+
+fn log_problem(p: &Problem) {
+    let object = p.object.to_string();
+    match p.severity {
+        Severity::Info => {
+            tracing::debug!(kind = p.kind, %object, reason = p.reason, "{}", p.message)
+        }
+        Severity::Warning => {
+            tracing::warn!(kind = p.kind, %object, reason = p.reason, "{}", p.message)
+        }
+        Severity::Error => {
+            tracing::error!(kind = p.kind, %object, reason = p.reason, "{}", p.message)
+        }
+    }
+}

@@ -1,0 +1,521 @@
+//! Snapshot → RouteTable + problems. Pure: no IO, no clock, no randomness, so every rule of
+//! DESIGN.md is a unit test here.
+
+mod backend;
+mod class;
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use http::StatusCode;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use rustls::sign::CertifiedKey;
+
+use crate::model::{ObjectKey, Problem, Severity, Snapshot};
+use crate::normalize::path_elements;
+use crate::routes::{
+    CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, not_found_route,
+};
+
+pub use backend::BackendError;
+pub use class::{DEFAULT_CLASS_ANNOTATION, LEGACY_CLASS_ANNOTATION};
+
+/// The flags that change what compile produces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompileOptions {
+    pub ingress_class: String,
+    pub controller_class: String,
+    pub watch_ingress_without_class: bool,
+    pub watch_namespace: Option<String>,
+    pub default_backend_service: Option<ObjectKey>,
+    pub default_ssl_certificate: Option<ObjectKey>,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        Self {
+            ingress_class: "switchyard".to_owned(),
+            controller_class: "switchyard.dev/ingress-controller".to_owned(),
+            watch_ingress_without_class: false,
+            watch_namespace: None,
+            default_backend_service: None,
+            default_ssl_certificate: None,
+        }
+    }
+}
+
+const INGRESS: &str = "Ingress";
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum HostKey {
+    Exact(String),
+    /// The suffix after `*.`.
+    Wildcard(String),
+    None,
+}
+
+impl HostKey {
+    fn parse(host: Option<&str>) -> Result<Self, String> {
+        let host = host.unwrap_or("").trim();
+        if host.is_empty() {
+            return Ok(HostKey::None);
+        }
+        let host = host.to_ascii_lowercase();
+        if let Some(suffix) = host.strip_prefix("*.") {
+            if suffix.is_empty() || suffix.contains('*') {
+                return Err(format!("invalid wildcard host {host:?}"));
+            }
+            return Ok(HostKey::Wildcard(suffix.to_owned()));
+        }
+        if host.contains('*') || host.contains(':') || host.contains('/') {
+            return Err(format!(
+                "invalid host {host:?}: a host is a DNS name, optionally starting with `*.`"
+            ));
+        }
+        Ok(HostKey::Exact(host))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            HostKey::Exact(h) => h.clone(),
+            HostKey::Wildcard(s) => format!("*.{s}"),
+            HostKey::None => "(any host)".to_owned(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct HostBuilder {
+    routes: HostRoutes,
+}
+
+impl HostBuilder {
+    fn insert(&mut self, kind: PathKind, path: &str, route: Arc<Route>) {
+        match kind {
+            PathKind::Exact => {
+                self.routes.exact.entry(path.to_owned()).or_insert(route);
+            }
+            // ImplementationSpecific is Prefix until regex mode arrives with the annotations.
+            PathKind::Prefix | PathKind::ImplementationSpecific => {
+                self.routes.prefixes.push(PrefixRoute {
+                    elements: path_elements(path).map(str::to_owned).collect(),
+                    route,
+                });
+            }
+        }
+    }
+
+    fn finish(mut self) -> HostRoutes {
+        // Stable: among equally long prefixes the older Ingress (inserted first) stays first.
+        self.routes
+            .prefixes
+            .sort_by_key(|p| std::cmp::Reverse(p.elements.len()));
+        self.routes
+    }
+}
+
+struct Compiler<'a> {
+    snapshot: &'a Snapshot,
+    endpoints: backend::EndpointIndex<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Compiler<'_> {
+    fn problem(
+        &mut self,
+        kind: &'static str,
+        object: &ObjectKey,
+        severity: Severity,
+        reason: &'static str,
+        message: String,
+    ) {
+        self.problems.push(Problem {
+            kind,
+            object: object.clone(),
+            severity,
+            reason,
+            message,
+        });
+    }
+
+    /// A backend → the route for one path (or a defaultBackend when `path` is empty). `None`
+    /// when the backend is invalid and the path must not be served at all.
+    fn backend_route(
+        &mut self,
+        ingress: &ObjectKey,
+        path: &str,
+        backend: &IngressBackend,
+    ) -> Option<Arc<Route>> {
+        let what = if path.is_empty() {
+            "defaultBackend".to_owned()
+        } else {
+            format!("path {path}")
+        };
+        let route = |service: String, target: Target| {
+            Some(Arc::new(Route {
+                ingress: Some(ingress.clone()),
+                path: path.to_owned(),
+                service,
+                target,
+            }))
+        };
+        match (&backend.service, &backend.resource) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    INGRESS,
+                    ingress,
+                    Severity::Error,
+                    "InvalidBackend",
+                    format!("{what}: a backend has either service or resource, not both; skipped"),
+                );
+                None
+            }
+            (None, None) => {
+                self.problem(
+                    INGRESS,
+                    ingress,
+                    Severity::Error,
+                    "InvalidBackend",
+                    format!("{what}: the backend names neither a service nor a resource; skipped"),
+                );
+                None
+            }
+            (None, Some(resource)) => {
+                self.problem(
+                    INGRESS,
+                    ingress,
+                    Severity::Warning,
+                    "UnsupportedBackend",
+                    format!(
+                        "{what}: resource backends ({} {}) are not supported; it answers 503",
+                        resource.kind, resource.name
+                    ),
+                );
+                route(String::new(), unavailable())
+            }
+            (Some(service), None) => {
+                let key = ObjectKey::new(ingress.namespace.clone(), service.name.clone());
+                let port = backend::PortRef::from_backend(service.port.as_ref());
+                match backend::resolve(self.snapshot, &self.endpoints, &key, port) {
+                    Ok(upstream) => route(service.name.clone(), Target::Upstream(upstream)),
+                    Err(err) => {
+                        self.problem(
+                            INGRESS,
+                            ingress,
+                            Severity::Warning,
+                            err.reason(),
+                            format!("{what}: {err}; it answers 503"),
+                        );
+                        route(service.name.clone(), unavailable())
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn unavailable() -> Target {
+    Target::Respond {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        body: "503 Service Unavailable: the backend of this route has no usable endpoints\n",
+    }
+}
+
+/// Compiles a snapshot into a route table and the problems found, per object.
+pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<Problem>) {
+    let mut c = Compiler {
+        snapshot,
+        endpoints: backend::EndpointIndex::new(snapshot),
+        problems: Vec::new(),
+    };
+
+    let mut served: Vec<(&ObjectKey, &Ingress)> = Vec::new();
+    for (key, ingress) in &snapshot.ingresses {
+        if let Some(ns) = &opts.watch_namespace
+            && key.namespace != *ns
+        {
+            continue;
+        }
+        match class::select(ingress, &snapshot.ingress_classes, opts) {
+            Ok(()) => served.push((key, ingress)),
+            Err(why) => c.problem(INGRESS, key, Severity::Info, "NotOurClass", why),
+        }
+    }
+    // Oldest first: conflicts and per-host defaults go to the oldest Ingress.
+    served.sort_by(|(ka, a), (kb, b)| {
+        let age = |i: &Ingress| i.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        age(a).cmp(&age(b)).then_with(|| ka.cmp(kb))
+    });
+
+    let mut hosts: HashMap<HostKey, HostBuilder> = HashMap::new();
+    let mut seen: HashMap<(HostKey, String, PathKind), ObjectKey> = HashMap::new();
+    let mut catch_all: Option<(Arc<Route>, ObjectKey)> = None;
+    let mut served_count = 0;
+
+    for &(key, ingress) in &served {
+        let Some(spec) = ingress.spec.as_ref() else {
+            c.problem(
+                INGRESS,
+                key,
+                Severity::Error,
+                "InvalidIngress",
+                "the Ingress has no spec; skipped".to_owned(),
+            );
+            continue;
+        };
+        let default_route = spec
+            .default_backend
+            .as_ref()
+            .and_then(|b| c.backend_route(key, "", b));
+        let rules = spec.rules.as_deref().unwrap_or(&[]);
+        let mut contributed = false;
+
+        if rules.is_empty() {
+            match (&default_route, &catch_all) {
+                (Some(route), None) => {
+                    catch_all = Some((route.clone(), key.clone()));
+                    contributed = true;
+                }
+                (Some(_), Some((_, owner))) => {
+                    let message = format!(
+                        "the catch-all defaultBackend is already taken by the older Ingress {owner}; this one is ignored"
+                    );
+                    c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
+                }
+                (None, _) => c.problem(
+                    INGRESS,
+                    key,
+                    Severity::Warning,
+                    "NothingToServe",
+                    "the Ingress has neither rules nor a usable defaultBackend".to_owned(),
+                ),
+            }
+        }
+
+        for rule in rules {
+            let host = match HostKey::parse(rule.host.as_deref()) {
+                Ok(host) => host,
+                Err(message) => {
+                    c.problem(INGRESS, key, Severity::Error, "InvalidHost", message);
+                    continue;
+                }
+            };
+            let paths = rule
+                .http
+                .as_ref()
+                .map(|h| h.paths.as_slice())
+                .unwrap_or(&[]);
+            let mut claimed = false;
+            for p in paths {
+                let Some(kind) = PathKind::parse(&p.path_type) else {
+                    let message = format!(
+                        "host {}: pathType {:?} is not Exact, Prefix or ImplementationSpecific; path skipped",
+                        host.describe(),
+                        p.path_type
+                    );
+                    c.problem(INGRESS, key, Severity::Error, "InvalidPath", message);
+                    continue;
+                };
+                let path = match p.path.as_deref() {
+                    None | Some("") if kind == PathKind::ImplementationSpecific => "/",
+                    Some(path) if path.starts_with('/') => path,
+                    other => {
+                        let message = format!(
+                            "host {}: path {:?} must start with `/`; skipped",
+                            host.describe(),
+                            other.unwrap_or("")
+                        );
+                        c.problem(INGRESS, key, Severity::Error, "InvalidPath", message);
+                        continue;
+                    }
+                };
+                let conflict = (host.clone(), path.to_owned(), kind);
+                if let Some(owner) = seen.get(&conflict) {
+                    let message = format!(
+                        "host {} path {path} ({kind:?}) is already served by the older Ingress {owner}; ignored here",
+                        host.describe()
+                    );
+                    c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
+                    continue;
+                }
+                let Some(route) = c.backend_route(key, path, &p.backend) else {
+                    continue;
+                };
+                seen.insert(conflict, key.clone());
+                hosts
+                    .entry(host.clone())
+                    .or_default()
+                    .insert(kind, path, route);
+                claimed = true;
+            }
+            // A host rule with only the Ingress's defaultBackend still claims the host.
+            if host != HostKey::None && (claimed || default_route.is_some()) {
+                let builder = hosts.entry(host.clone()).or_default();
+                if builder.routes.default.is_none() {
+                    builder.routes.default = default_route.clone();
+                }
+                claimed = true;
+            }
+            if !claimed && paths.is_empty() {
+                let message = format!(
+                    "the rule for host {} has no paths and the Ingress no defaultBackend",
+                    host.describe()
+                );
+                c.problem(INGRESS, key, Severity::Warning, "NothingToServe", message);
+            }
+            contributed |= claimed;
+        }
+        if contributed {
+            served_count += 1;
+        }
+    }
+
+    let mut exact_hosts = HashMap::new();
+    let mut wildcard_hosts = HashMap::new();
+    let mut hostless = HostRoutes::default();
+    for (host, builder) in hosts {
+        let routes = builder.finish();
+        match host {
+            HostKey::Exact(h) => {
+                exact_hosts.insert(h, routes);
+            }
+            HostKey::Wildcard(s) => {
+                wildcard_hosts.insert(s, routes);
+            }
+            HostKey::None => hostless = routes,
+        }
+    }
+    hostless.default = catch_all.map(|(route, _)| route);
+
+    let controller_default = controller_default(&mut c, opts);
+    let certs = certificates(&mut c, &served, opts);
+
+    let table = RouteTable {
+        exact_hosts,
+        wildcard_hosts,
+        hostless,
+        controller_default,
+        certs,
+        served_ingresses: served_count,
+    };
+    (table, dedup(c.problems))
+}
+
+fn controller_default(c: &mut Compiler<'_>, opts: &CompileOptions) -> Arc<Route> {
+    let Some(key) = &opts.default_backend_service else {
+        return Arc::new(not_found_route());
+    };
+    match backend::resolve(c.snapshot, &c.endpoints, key, Some(backend::PortRef::First)) {
+        Ok(upstream) => Arc::new(Route {
+            ingress: None,
+            path: String::new(),
+            service: key.name.clone(),
+            target: Target::Upstream(upstream),
+        }),
+        Err(err) => {
+            let message =
+                format!("--default-backend-service: {err}; the built-in 404 answers instead");
+            c.problem("Service", key, Severity::Warning, err.reason(), message);
+            Arc::new(not_found_route())
+        }
+    }
+}
+
+fn certificates(
+    c: &mut Compiler<'_>,
+    served: &[(&ObjectKey, &Ingress)],
+    opts: &CompileOptions,
+) -> CertTable {
+    let mut parsed: HashMap<ObjectKey, Option<Arc<CertifiedKey>>> = HashMap::new();
+    let mut table = CertTable::default();
+    for &(key, ingress) in served {
+        let entries = ingress
+            .spec
+            .as_ref()
+            .and_then(|s| s.tls.as_deref())
+            .unwrap_or(&[]);
+        for entry in entries {
+            // Without a Secret the hosts get the default certificate, as in ingress-nginx.
+            let Some(secret_name) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let secret_key = ObjectKey::new(key.namespace.clone(), secret_name);
+            let cert = match parsed.get(&secret_key) {
+                Some(cert) => cert.clone(),
+                None => {
+                    let cert = match c.snapshot.secrets.get(&secret_key) {
+                        None => {
+                            let message = format!(
+                                "TLS Secret {secret_key} not found; its hosts get the default certificate"
+                            );
+                            c.problem(INGRESS, key, Severity::Warning, "MissingSecret", message);
+                            None
+                        }
+                        Some(secret) => match tls::certified_key(secret) {
+                            Ok(cert) => Some(cert),
+                            Err(err) => {
+                                let message = format!(
+                                    "TLS Secret {secret_key}: {err}; its hosts get the default certificate"
+                                );
+                                c.problem(
+                                    INGRESS,
+                                    key,
+                                    Severity::Warning,
+                                    "InvalidSecret",
+                                    message,
+                                );
+                                None
+                            }
+                        },
+                    };
+                    parsed.insert(secret_key, cert.clone());
+                    cert
+                }
+            };
+            let Some(cert) = cert else { continue };
+            for host in entry.hosts.as_deref().unwrap_or(&[]) {
+                match HostKey::parse(Some(host)) {
+                    Ok(HostKey::Exact(h)) => {
+                        table.exact.entry(h).or_insert_with(|| cert.clone());
+                    }
+                    Ok(HostKey::Wildcard(s)) => {
+                        table.wildcard.entry(s).or_insert_with(|| cert.clone());
+                    }
+                    Ok(HostKey::None) => {}
+                    Err(message) => {
+                        c.problem(INGRESS, key, Severity::Warning, "InvalidHost", message);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(key) = &opts.default_ssl_certificate {
+        match c.snapshot.secrets.get(key).map(|s| tls::certified_key(s)) {
+            Some(Ok(cert)) => table.default = Some(cert),
+            Some(Err(err)) => {
+                let message = format!(
+                    "--default-ssl-certificate: {err}; the self-signed certificate is used"
+                );
+                c.problem("Secret", key, Severity::Warning, "InvalidSecret", message);
+            }
+            None => {
+                let message = "--default-ssl-certificate: Secret not found; the self-signed certificate is used".to_owned();
+                c.problem("Secret", key, Severity::Warning, "MissingSecret", message);
+            }
+        }
+    }
+    table
+}
+
+/// The same problem found twice (e.g. one missing Service behind two paths) is reported once.
+fn dedup(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut seen = HashSet::new();
+    problems
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
+}

@@ -1,0 +1,23 @@
+//! switchyard-proxy: an Ingress controller data plane.
+//!
+//! Pure core: [`model`], [`normalize`], [`manifests`], [`compile`], [`routes`].
+//! IO shell: [`sources`] (Kubernetes reflectors, a manifests folder), [`apply`] (compile and
+//! swap), [`server`] / [`proxy`] / [`tls`] (the hot path), [`admin`] and [`metrics`], and
+//! [`run`] which wires them together.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod apply;
+pub mod check;
+pub mod cli;
+pub mod compile;
+pub mod manifests;
+pub mod metrics;
+pub mod model;
+pub mod normalize;
+pub mod proxy;
+pub mod routes;
+pub mod run;
+pub mod server;
+pub mod sources;
+pub mod tls;

@@ -1,0 +1,159 @@
+//! Serving: bind the listeners, start a source and the compile loop, serve until SIGTERM or
+//! SIGINT, then drain in-flight requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::apply::{self, Shared};
+use crate::cli::Flags;
+use crate::metrics::Metrics;
+use crate::proxy::{Proxy, UPSTREAM_TIMEOUT};
+use crate::sources::{files, kube};
+use crate::{admin, server, tls};
+
+/// How long in-flight requests get to finish after a stop signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Files(#[from] files::FilesError),
+    #[error(transparent)]
+    Kube(#[from] kube::KubeError),
+    #[error("cannot listen for stop signals: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Bind { what, addr, source })
+}
+
+/// Without POD_NAMESPACE/POD_NAME (a local run): `default` and the hostname.
+fn pod_identity() -> (String, String) {
+    let namespace = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".to_owned());
+    let pod = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_default();
+    (namespace, pod)
+}
+
+pub async fn serve(flags: Flags) -> Result<(), RunError> {
+    let options = flags.compile_options();
+    if flags.configmap.is_some() {
+        tracing::warn!("--configmap is accepted but its settings are not applied yet");
+    }
+    if flags.publish_service.is_some() || flags.publish_address.is_some() {
+        tracing::warn!("--publish-service/--publish-address: Ingress status is not written yet");
+    }
+
+    let (namespace, pod) = pod_identity();
+    let shared = Arc::new(Shared::new(Metrics::new(
+        &flags.controller_class,
+        &namespace,
+        &pod,
+    )));
+
+    // Fail early and clearly on a bad folder or cluster configuration, before listening.
+    let (tx, rx) = watch::channel(None);
+    let source: tokio::task::JoinHandle<Result<(), RunError>> = match &flags.manifests {
+        Some(dir) => {
+            files::check_folder(dir)?;
+            tracing::info!(dir = %dir.display(), "serving from a manifests folder, no cluster");
+            let dir = dir.clone();
+            tokio::spawn(async move {
+                files::run(dir, tx).await;
+                Ok(())
+            })
+        }
+        None => {
+            let client = kube::client(flags.kubeconfig.as_deref()).await?;
+            let namespace = flags.watch_namespace.clone();
+            tokio::spawn(async move { Ok(kube::run(client, namespace, tx).await?) })
+        }
+    };
+    tokio::spawn(apply::run(shared.clone(), options, rx));
+
+    let http = bind("--http-addr", flags.http_addr).await?;
+    let https = bind("--https-addr", flags.https_addr).await?;
+    let metrics = bind("--metrics-addr", flags.metrics_addr).await?;
+    tracing::info!(http = %flags.http_addr, https = %flags.https_addr, metrics = %flags.metrics_addr, "listening");
+
+    let tls_config = tls::server_config(shared.clone(), tls::self_signed()?)?;
+    let proxy = Arc::new(Proxy::new(shared.clone(), UPSTREAM_TIMEOUT));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http_loop = tokio::spawn(server::accept_loop(
+        http,
+        None,
+        proxy.clone(),
+        stop_rx.clone(),
+    ));
+    let https_loop = tokio::spawn(server::accept_loop(
+        https,
+        Some(TlsAcceptor::from(tls_config)),
+        proxy,
+        stop_rx,
+    ));
+    let admin_task = tokio::spawn(admin::serve(metrics, shared));
+
+    let outcome = tokio::select! {
+        signal = stop_signal() => signal,
+        ended = source => match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(err),
+            Err(join) => {
+                tracing::error!("the configuration source failed: {join}");
+                Ok(())
+            }
+        },
+    };
+
+    tracing::info!("stopping: no new connections, draining in-flight requests");
+    let _ = stop_tx.send(true);
+    let mut drains = Vec::new();
+    for accept in [http_loop, https_loop] {
+        if let Ok(graceful) = accept.await {
+            drains.push(graceful.shutdown());
+        }
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(drains))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some requests were still in flight after {DRAIN_TIMEOUT:?}");
+    }
+    admin_task.abort();
+    tracing::info!("stopped");
+    outcome
+}
+
+async fn stop_signal() -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
