@@ -11,6 +11,10 @@ step() { printf '\n==> %s  (%ss)\n' "$*" "$((SECONDS - start))"; }
 
 step "setup: packages and control plane binaries"
 bin_dir=$(tests/setup.sh)
+# Our processes: the control plane's binaries and Pebble. Whatever already ran before this run
+# (another checkout's cluster, say) is not this run's to account for.
+ours() { pgrep -f "^($bin_dir/|/usr/bin/)(etcd|kube-apiserver|kube-controller-manager|pebble)" | sort || true; }
+before=$(ours)
 export SWITCHYARD_BIN_DIR="$bin_dir"
 # kubectl and helm of the pinned release come first, as a user's would.
 export PATH="$bin_dir:$PATH"
@@ -70,11 +74,15 @@ DEMO_EXIT=1 tests/demo.sh
 step "stop the control plane; nothing of it may be left running"
 stop_cluster
 trap - EXIT
-leftover=$(pgrep -a -f "^$bin_dir/(etcd|kube-apiserver|kube-controller-manager|pebble)" || true)
-leftover+=$(pgrep -a -f "^/usr/bin/pebble" || true)
+# Test binaries hand their processes to watchdogs when they exit; give those a moment.
+for _ in $(seq 1 30); do
+  leftover=$(comm -13 <(echo "$before") <(ours))
+  [[ -z "$leftover" ]] && break
+  sleep 1
+done
 if [[ -n "$leftover" ]]; then
   echo "processes left running:" >&2
-  echo "$leftover" >&2
+  ps -o pid,args -p "$(echo $leftover | tr ' ' ',')" >&2 || true
   exit 1
 fi
 echo "no control plane or Pebble process left"
