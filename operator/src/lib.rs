@@ -2,6 +2,7 @@
 //! run only while this replica holds the leader Lease.
 #![forbid(unsafe_code)]
 
+pub mod certs;
 pub mod cli;
 pub mod controllers;
 pub mod health;
@@ -9,3 +10,4 @@ pub mod kubeenv;
 pub mod leader;
 pub mod logging;
 pub mod plugin;
+pub mod rollout;

@@ -255,6 +255,28 @@ impl Cluster {
         check_output(&format!("kubectl {}", args.join(" ")), out)
     }
 
+    /// `kubectl apply -n <namespace> -f -` with `yaml` on stdin.
+    pub fn apply_yaml(&self, namespace: &str, yaml: &str) -> Result<String, Error> {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()?
+            .args(["apply", "-n", namespace, "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(Error::io("run kubectl apply"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(yaml.as_bytes())
+                .map_err(Error::io("write to kubectl apply"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(Error::io("wait for kubectl apply"))?;
+        check_output("kubectl apply", out)
+    }
+
     /// `helm --kubeconfig <ours>`.
     pub fn helm(&self) -> Result<Command, Error> {
         let mut cmd = Command::new(binary("helm")?);

@@ -1,4 +1,4 @@
-//! A minimal plain-HTTP client for tests: one request per connection, HTTP/1.0, so a test sees
+//! A minimal plain-HTTP client for tests: one request per connection (HTTP/1.1, `Connection: close`), so a test sees
 //! exactly what a curl user would without pulling a client library into the test support.
 
 use std::io::{Read, Write};
@@ -31,7 +31,7 @@ pub fn get(addr: &str, host: &str, path: &str) -> Result<Response, Error> {
         .map_err(Error::io("set timeout"))?;
     write!(
         sock,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: switchyard-tests\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: switchyard-tests\r\nConnection: close\r\n\r\n"
     )
     .map_err(Error::io(format!("send to {addr}")))?;
     let mut raw = Vec::new();

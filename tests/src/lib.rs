@@ -7,6 +7,7 @@
 //! one of their own per test binary ([`shared_cluster`]).
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod binaries;
 pub mod cluster;
 pub mod http;

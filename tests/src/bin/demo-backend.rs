@@ -1,19 +1,12 @@
-//! A small HTTP backend for `make demo` and end-to-end tests: answers every request with its
-//! own name and what it received, so a person (or a test) sees which backend served a request
-//! and which headers the proxy added.
+//! A small HTTP backend for `make demo`: answers every request with its own name and what it
+//! received (see `switchyard_tests::backend`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bytes::Bytes;
 use clap::Parser;
-use http::{Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use switchyard_tests::backend;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -30,39 +23,6 @@ struct Cli {
     port_file: Option<PathBuf>,
 }
 
-/// Headers worth showing: what the proxy tells a backend about the original request.
-const SHOWN_HEADERS: &[&str] = &[
-    "host",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "x-forwarded-proto",
-    "x-real-ip",
-    "x-request-id",
-    "x-scheme",
-];
-
-fn answer(name: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let mut body = format!("{name}: {} {}\n", req.method(), req.uri());
-    for header in SHOWN_HEADERS {
-        if let Some(v) = req.headers().get(*header) {
-            body.push_str(&format!(
-                "  {header}: {}\n",
-                String::from_utf8_lossy(v.as_bytes())
-            ));
-        }
-    }
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Ok(v) = http::HeaderValue::from_str(name) {
-        response.headers_mut().insert("x-backend", v);
-    }
-    response
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -75,18 +35,11 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("write {}", file.display()))?;
     }
     eprintln!("demo backend {} listening on {addr}", cli.name);
+    // The name lives as long as the process; leaking it gives the 'static the server needs.
     let name: &'static str = Box::leak(cli.name.into_boxed_str());
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        tokio::spawn(async move {
-            let service =
-                service_fn(move |req| async move { Ok::<_, Infallible>(answer(name, &req)) });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+    tokio::select! {
+        _ = backend::serve(name, listener) => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
+    Ok(())
 }

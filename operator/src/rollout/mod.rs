@@ -1,0 +1,1 @@
+//! RolloutRoute: progressive delivery at the routing layer.

@@ -1,0 +1,192 @@
+//! The proxy against a real kube-apiserver: Ingresses, IngressClasses and Services applied with
+//! kubectl are served, changes apply live without a restart, and a broken Ingress never takes
+//! another one down.
+
+use std::process::Command;
+use std::time::Duration;
+
+use switchyard_tests::process::Supervised;
+use switchyard_tests::{backend, eventually, http, ports::free_ports, shared_cluster};
+
+struct Proxy {
+    process: Supervised,
+    http: String,
+    metrics: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        // A failing test shows what the proxy said.
+        if std::thread::panicking() {
+            eprintln!(
+                "--- proxy log ---\n{}",
+                switchyard_tests::process::log_tail(self.process.log_path(), 60)
+            );
+        }
+    }
+}
+
+fn start_proxy(
+    kubeconfig: &std::path::Path,
+    controller: &str,
+    namespace: &str,
+    logs: &std::path::Path,
+) -> Proxy {
+    let ports = free_ports(3).expect("ports");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard-proxy"));
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["--controller-class", controller])
+        .args(["--watch-namespace", namespace])
+        .args(["--http-addr", &format!("127.0.0.1:{}", ports[0])])
+        .args(["--https-addr", &format!("127.0.0.1:{}", ports[1])])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
+        .env("RUST_LOG", "info");
+    Proxy {
+        process: Supervised::spawn("switchyard-proxy", cmd, &logs.join("proxy.log"))
+            .expect("spawn proxy"),
+        http: format!("127.0.0.1:{}", ports[0]),
+        metrics: format!("127.0.0.1:{}", ports[2]),
+    }
+}
+
+/// The name of the backend that answered `host` + `path`, or the status when none did.
+fn served_by(proxy: &Proxy, host: &str, path: &str) -> Result<String, u16> {
+    match http::get(&proxy.http, host, path) {
+        Ok(r) if r.status == 200 => Ok(r.body.split(':').next().unwrap_or_default().to_string()),
+        Ok(r) => Err(r.status),
+        Err(_) => Err(0),
+    }
+}
+
+fn ingress(name: &str, class: &str, host: &str, service: &str, port: u16) -> String {
+    format!(
+        r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: {name}}}
+spec:
+  ingressClassName: {class}
+  rules:
+  - host: {host}
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service: {{name: {service}, port: {{number: {port}}}}}
+"#
+    )
+}
+
+fn external_service(name: &str, port: u16) -> String {
+    // No kubelet, and the apiserver refuses loopback endpoints: ExternalName stands in.
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}}}
+spec:
+  type: ExternalName
+  externalName: localhost
+  ports: [{{name: http, port: {port}}}]
+"#
+    )
+}
+
+// Multi-threaded: the backends run on this runtime while the test blocks on plain sockets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_ingresses_from_the_apiserver_and_follows_changes() {
+    let cluster = shared_cluster().expect("control plane");
+    let ns = cluster.namespace("proxy").expect("namespace");
+    let logs = tempfile::tempdir().expect("tempdir");
+    // A class and controller of this test's own, so other tests' Ingresses never mix in.
+    let class = format!("class-{}", ns.name());
+    let controller = format!("switchyard.dev/test-{}", ns.name());
+    let blue = backend::spawn("blue").await.expect("blue backend");
+    let green = backend::spawn("green").await.expect("green backend");
+
+    cluster
+        .apply_yaml(
+            ns.name(),
+            &format!(
+                "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\nspec: {{controller: {controller}}}\n---{}---{}---{}---{}",
+                external_service("blue", blue),
+                external_service("green", green),
+                ingress("shop", &class, "shop.test", "blue", blue),
+                ingress("other-class", "somebody-else", "other.test", "blue", blue),
+            ),
+        )
+        .expect("apply");
+
+    let proxy = start_proxy(cluster.kubeconfig(), &controller, ns.name(), logs.path());
+    eventually("the proxy is ready", Duration::from_secs(30), || {
+        let ok = http::get(&proxy.metrics, "localhost", "/readyz").is_ok_and(|r| r.status == 200);
+        async move { ok }
+    })
+    .await;
+    eventually(
+        "shop.test is served by blue",
+        Duration::from_secs(10),
+        || {
+            let ok = served_by(&proxy, "shop.test", "/cart") == Ok("blue".into());
+            async move { ok }
+        },
+    )
+    .await;
+    // An Ingress of another class is not ours: its host is unknown here.
+    assert_eq!(served_by(&proxy, "other.test", "/"), Err(404));
+
+    // A live change re-routes without a restart.
+    cluster
+        .apply_yaml(
+            ns.name(),
+            &ingress("shop", &class, "shop.test", "green", green),
+        )
+        .expect("re-point shop");
+    eventually("shop.test moves to green", Duration::from_secs(10), || {
+        let ok = served_by(&proxy, "shop.test", "/") == Ok("green".into());
+        async move { ok }
+    })
+    .await;
+
+    // An Ingress naming a Service that does not exist fails on its own: 503 there, and
+    // shop.test keeps being served.
+    cluster
+        .apply_yaml(
+            ns.name(),
+            &ingress("broken", &class, "broken.test", "missing", 80),
+        )
+        .expect("apply broken");
+    eventually("broken.test answers 503", Duration::from_secs(10), || {
+        let ok = served_by(&proxy, "broken.test", "/") == Err(503);
+        async move { ok }
+    })
+    .await;
+    assert_eq!(served_by(&proxy, "shop.test", "/"), Ok("green".into()));
+
+    // Deleting the Ingress removes the host.
+    cluster
+        .kubectl_ok(&["delete", "ingress", "shop", "-n", ns.name()])
+        .expect("delete");
+    eventually("shop.test is gone", Duration::from_secs(10), || {
+        let ok = served_by(&proxy, "shop.test", "/") == Err(404);
+        async move { ok }
+    })
+    .await;
+
+    let metrics = http::get(&proxy.metrics, "localhost", "/metrics").expect("metrics");
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|l| l.starts_with("nginx_ingress_controller_requests{")
+                && l.contains(&format!("namespace=\"{}\"", ns.name()))
+                && l.contains("ingress=\"shop\"")),
+        "{}",
+        metrics.body
+    );
+    cluster
+        .kubectl_ok(&["delete", "ingressclass", &class])
+        .expect("delete class");
+}
