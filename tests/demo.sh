@@ -8,7 +8,7 @@
 # SWITCHYARD_KUBECONFIG=path reuses a running control plane (make test does); otherwise the one
 # of `make cluster` is used, started here when it is not running (and stopped again at the end).
 # Ports: DEMO_HTTP_PORT (18080), DEMO_HTTPS_PORT (18443), DEMO_METRICS_PORT (10254),
-# DEMO_OPERATOR_PORT (19090); the backends listen on 18081 (blue) and 18082 (green), the ports
+# DEMO_OPERATOR_PORT (19090), DEMO_SOLVER_PORT (18089); the backends listen on 18081 (blue) and 18082 (green), the ports
 # examples/demo/services.yaml names.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,6 +18,7 @@ http_port=${DEMO_HTTP_PORT:-18080}
 https_port=${DEMO_HTTPS_PORT:-18443}
 metrics_port=${DEMO_METRICS_PORT:-10254}
 operator_port=${DEMO_OPERATOR_PORT:-19090}
+solver_port=${DEMO_SOLVER_PORT:-18089}
 blue_port=18081
 green_port=18082
 exit_after=${DEMO_EXIT:-}
@@ -102,7 +103,7 @@ RUST_LOG=${RUST_LOG:-info} "$target/switchyard-proxy" --kubeconfig "$kubeconfig"
 pids+=($!)
 say "Starting the operator: switchyard-operator --kubeconfig …"
 RUST_LOG=${RUST_LOG:-info} POD_NAMESPACE=$ns "$target/switchyard-operator" --kubeconfig "$kubeconfig" \
-  --metrics-addr "127.0.0.1:$operator_port" \
+  --metrics-addr "127.0.0.1:$operator_port" --acme-solver-addr "127.0.0.1:$solver_port" \
   --proxy-metrics-url "http://127.0.0.1:$metrics_port/metrics" \
   --proxy-http-url "http://127.0.0.1:$http_port" >"$state/operator.log" 2>&1 &
 pids+=($!)

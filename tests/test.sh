@@ -71,9 +71,20 @@ tests/helm-install.sh "$SWITCHYARD_KUBECONFIG"
 step "the demo, non-interactive"
 DEMO_EXIT=1 tests/demo.sh
 
-step "stop the control plane; nothing of it may be left running"
+step "stop the control plane"
 stop_cluster
 trap - EXIT
+
+step "make cluster / make cluster-down, as docs/local-development.md shows them"
+if tests/cluster.sh status >/dev/null 2>&1; then
+  echo "a control plane from make cluster is running here; leaving it alone"
+else
+  make --no-print-directory cluster
+  kubectl --kubeconfig .switchyard/kubeconfig get ns
+  make --no-print-directory cluster-down
+fi
+
+step "nothing of the control planes or Pebble may be left running"
 # Test binaries hand their processes to watchdogs when they exit; give those a moment.
 for _ in $(seq 1 30); do
   leftover=$(comm -13 <(echo "$before") <(ours))

@@ -50,6 +50,10 @@ pub struct Cli {
           default_missing_value = "true", action = ArgAction::Set)]
     pub cert_manager_annotations: bool,
 
+    /// Address of the ACME HTTP-01 solver (the backend of challenge Ingresses).
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8089")]
+    pub acme_solver_addr: SocketAddr,
+
     /// Address of /healthz, /readyz and /metrics.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:9090")]
     pub metrics_addr: SocketAddr,

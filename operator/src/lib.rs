@@ -11,3 +11,4 @@ pub mod leader;
 pub mod logging;
 pub mod plugin;
 pub mod rollout;
+pub mod solver;

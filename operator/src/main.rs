@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use switchyard_operator::{cli::Cli, controllers, health, kubeenv, leader, logging};
+use switchyard_operator::{cli::Cli, controllers, health, kubeenv, leader, logging, solver};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,6 +24,13 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listen on --metrics-addr {}", cli.metrics_addr))?;
     let server = tokio::spawn(health::serve(listener, health.clone()));
+    // Every replica answers HTTP-01 challenges, leader or not: the solver Service selects all.
+    let solver_listener = solver::bind(cli.acme_solver_addr)
+        .await
+        .with_context(|| format!("listen on --acme-solver-addr {}", cli.acme_solver_addr))?;
+    let (challenges, watch_challenges) = solver::challenge_ingresses(client.clone());
+    let solver_task = tokio::spawn(solver::serve(solver_listener, challenges));
+    let watch_task = tokio::spawn(watch_challenges);
 
     let controller_client = client.clone();
     let result = leader::run_while_leader(
@@ -36,6 +43,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     server.abort();
+    solver_task.abort();
+    watch_task.abort();
     result.context("leader election")?;
     Ok(())
 }

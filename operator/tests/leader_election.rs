@@ -28,6 +28,8 @@ fn start_replica(
         .arg(namespace)
         .arg("--metrics-addr")
         .arg(format!("127.0.0.1:{port}"))
+        // Each replica needs its own solver port on one machine.
+        .args(["--acme-solver-addr", "127.0.0.1:0"])
         .env("POD_NAME", name)
         .env("POD_NAMESPACE", namespace)
         .env("RUST_LOG", "info");
