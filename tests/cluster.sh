@@ -19,7 +19,9 @@ up)
     exit 0
   fi
   bin_dir=$("$root/tests/controlplane/build.sh")
-  (cd "$root" && cargo build --quiet -p switchyard-tests --bin switchyard-cluster)
+  # The same package set as make demo and make test build, so features resolve the same way
+  # and nothing is compiled twice.
+  (cd "$root" && cargo build --quiet --locked -p switchyard-proxy -p switchyard-operator -p switchyard-tests --bins)
   rm -f "$state/cluster.ready"
   SWITCHYARD_BIN_DIR="$bin_dir" setsid nohup "$root/target/debug/switchyard-cluster" run \
     --state-dir "$state" >"$log" 2>&1 </dev/null &
