@@ -113,7 +113,7 @@ wait_http "http://127.0.0.1:$operator_port/readyz" "the operator"
 say "Requests through the proxy"
 show() { # expected-backend curl-args...
   local expected=$1; shift
-  echo "\$ curl $*"
+  echo "\$ curl ${*@Q}"
   local out
   out=$(curl -sS "$@") || fail "curl $* failed"
   echo "$out" | sed 's/^/  /'
