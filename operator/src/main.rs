@@ -33,12 +33,19 @@ async fn main() -> anyhow::Result<()> {
     let watch_task = tokio::spawn(watch_challenges);
 
     let controller_client = client.clone();
+    let settings = controllers::Settings {
+        cluster_resource_namespace: cli
+            .cluster_resource_namespace
+            .clone()
+            .unwrap_or_else(|| namespace.clone()),
+        identity: identity.clone(),
+    };
     let result = leader::run_while_leader(
         client,
         &lease_namespace,
         &identity,
         Arc::clone(&health),
-        move || controllers::run(controller_client.clone()),
+        move || controllers::run(controller_client.clone(), settings.clone()),
         shutdown_signal(),
     )
     .await;

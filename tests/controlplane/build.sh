@@ -72,13 +72,17 @@ build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
 build helm helm.sh/helm/v3/cmd/helm "$helm_flags"
 build kubectl k8s.io/kubernetes/cmd/kubectl
 
-if ! command -v pebble >/dev/null 2>&1 || ! command -v pebble-challtestsrv >/dev/null 2>&1; then
+# Look Pebble up on PATH without our own bin directory (callers put it first on PATH, and a
+# link to itself would be the result).
+system_path=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$bin" | paste -sd: -)
+find_system() { PATH="$system_path" command -v "$1" 2>/dev/null; }
+if ! find_system pebble >/dev/null || ! find_system pebble-challtestsrv >/dev/null; then
   log "installing Debian's pebble package (ACME test server)"
   if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq pebble >&2
 fi
-ln -sf "$(command -v pebble)" "$bin/pebble"
-ln -sf "$(command -v pebble-challtestsrv)" "$bin/pebble-challtestsrv"
+ln -sfn "$(readlink -f "$(find_system pebble)")" "$bin/pebble"
+ln -sfn "$(readlink -f "$(find_system pebble-challtestsrv)")" "$bin/pebble-challtestsrv"
 
 echo "$bin"
