@@ -9,9 +9,10 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::compile::{CompileOptions, compile};
+use crate::compile::{self, CompileOptions, compile};
 use crate::metrics::Metrics;
 use crate::model::{Problem, Severity, Snapshot};
+use crate::publish::{Compiled, CompiledSender};
 use crate::routes::RouteTable;
 
 /// What the hot path and the operations endpoints share with the compile loop.
@@ -38,17 +39,26 @@ impl Shared {
 }
 
 /// Receives snapshots (the latest wins; intermediate ones are skipped) and swaps in tables until
-/// the sender is gone.
+/// the sender is gone. Each outcome goes to `compiled` for Events and status (nobody listens
+/// in `--manifests` mode).
 pub async fn run(
     shared: Arc<Shared>,
     options: CompileOptions,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    compiled: CompiledSender,
 ) {
     let mut reported: HashSet<Problem> = HashSet::new();
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
-            reported = apply(&shared, &options, &snapshot, reported);
+            let problems;
+            (reported, problems) = apply(&shared, &options, &snapshot, reported);
+            let ours = compile::ours(&snapshot, &options);
+            compiled.send_replace(Some(Arc::new(Compiled {
+                snapshot,
+                problems,
+                ours,
+            })));
         }
         if snapshots.changed().await.is_err() {
             return;
@@ -57,12 +67,13 @@ pub async fn run(
 }
 
 /// Compiles, swaps, logs. Problems are logged when they first appear, not on every compile.
+/// Returns the problems as a set (for the next call) and as compile listed them.
 fn apply(
     shared: &Shared,
     options: &CompileOptions,
     snapshot: &Snapshot,
     previously: HashSet<Problem>,
-) -> HashSet<Problem> {
+) -> (HashSet<Problem>, Vec<Problem>) {
     let started = Instant::now();
     let (table, problems) = compile(snapshot, options);
     let elapsed = started.elapsed();
@@ -77,14 +88,14 @@ fn apply(
 
     let mut current = HashSet::with_capacity(problems.len());
     let mut faults = 0;
-    for problem in problems {
+    for problem in &problems {
         if problem.severity > Severity::Info {
             faults += 1;
         }
-        if !previously.contains(&problem) {
-            log_problem(&problem);
+        if !previously.contains(problem) {
+            log_problem(problem);
         }
-        current.insert(problem);
+        current.insert(problem.clone());
     }
     let metrics = &shared.metrics;
     metrics.config_reloads.inc();
@@ -102,7 +113,7 @@ fn apply(
         compile_us = elapsed.as_micros() as u64,
         "route table swapped in"
     );
-    current
+    (current, problems)
 }
 
 fn log_problem(p: &Problem) {

@@ -103,13 +103,14 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "NS/NAME", value_parser = parse_key)]
     pub default_backend_service: Option<ObjectKey>,
 
-    /// Write this Service's addresses into status.loadBalancer of served Ingresses (NS/NAME).
-    /// Without this or --publish-address no Ingress status is written. Not implemented yet.
+    /// Write this Service's addresses into status.loadBalancer of served Ingresses (NS/NAME):
+    /// its load balancer's addresses, else its external IPs, else its cluster IP. Without this
+    /// or --publish-address no Ingress status is written.
     #[arg(long, global = true, value_name = "NS/NAME", value_parser = parse_key, conflicts_with = "publish_address")]
     pub publish_service: Option<ObjectKey>,
 
-    /// Write this address (IP or hostname) into status.loadBalancer of served Ingresses.
-    /// Not implemented yet.
+    /// Write these addresses (comma-separated IPs or hostnames) into status.loadBalancer of
+    /// served Ingresses.
     #[arg(long, global = true, value_name = "ADDR")]
     pub publish_address: Option<String>,
 

@@ -2,7 +2,8 @@
 //!
 //! Pure core: [`model`], [`normalize`], [`manifests`], [`compile`], [`routes`].
 //! IO shell: [`sources`] (Kubernetes reflectors, a manifests folder), [`apply`] (compile and
-//! swap), [`server`] / [`proxy`] / [`tls`] (the hot path), [`admin`] and [`metrics`], and
+//! swap), [`publish`] (Events and Ingress status, written by the Lease holder), [`server`] /
+//! [`proxy`] / [`tls`] (the hot path), [`admin`] and [`metrics`], and
 //! [`run`] which wires them together.
 #![forbid(unsafe_code)]
 
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod proxy;
+pub mod publish;
 pub mod routes;
 pub mod run;
 pub mod server;

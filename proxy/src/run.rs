@@ -13,11 +13,14 @@ use crate::apply::{self, Shared};
 use crate::cli::Flags;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, UPSTREAM_TIMEOUT};
+use crate::publish::{self, status::Publish};
 use crate::sources::{files, kube};
 use crate::{admin, server, tls};
 
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the Lease release may hold up the exit.
+const PUBLISH_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -64,8 +67,17 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
     if flags.configmap.is_some() {
         tracing::warn!("--configmap is accepted but its settings are not applied yet");
     }
-    if flags.publish_service.is_some() || flags.publish_address.is_some() {
-        tracing::warn!("--publish-service/--publish-address: Ingress status is not written yet");
+    let publish = match (&flags.publish_service, &flags.publish_address) {
+        (Some(service), _) => Some(Publish::Service(service.clone())),
+        (None, Some(addresses)) => Some(Publish::Addresses(publish::status::parse_addresses(
+            addresses,
+        ))),
+        (None, None) => None,
+    };
+    if publish.is_some() && flags.manifests.is_some() {
+        tracing::warn!(
+            "--publish-service/--publish-address are ignored with --manifests (no cluster)"
+        );
     }
 
     let (namespace, pod) = pod_identity();
@@ -77,6 +89,9 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
 
     // Fail early and clearly on a bad folder or cluster configuration, before listening.
     let (tx, rx) = watch::channel(None);
+    let (compiled_tx, compiled_rx) = watch::channel(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut publisher = None;
     let source: tokio::task::JoinHandle<Result<(), RunError>> = match &flags.manifests {
         Some(dir) => {
             files::check_folder(dir)?;
@@ -89,11 +104,23 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
         }
         None => {
             let client = kube::client(flags.kubeconfig.as_deref()).await?;
+            let config = publish::Config {
+                client: client.clone(),
+                namespace: namespace.clone(),
+                identity: pod.clone(),
+                ingress_class: flags.ingress_class.clone(),
+                publish,
+            };
+            publisher = Some(tokio::spawn(publish::run(
+                config,
+                compiled_rx,
+                stop_rx.clone(),
+            )));
             let namespace = flags.watch_namespace.clone();
             tokio::spawn(async move { Ok(kube::run(client, namespace, tx).await?) })
         }
     };
-    tokio::spawn(apply::run(shared.clone(), options, rx));
+    tokio::spawn(apply::run(shared.clone(), options, rx, compiled_tx));
 
     let http = bind("--http-addr", flags.http_addr).await?;
     let https = bind("--https-addr", flags.https_addr).await?;
@@ -102,7 +129,6 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
 
     let tls_config = tls::server_config(shared.clone(), tls::self_signed()?)?;
     let proxy = Arc::new(Proxy::new(shared.clone(), UPSTREAM_TIMEOUT));
-    let (stop_tx, stop_rx) = watch::channel(false);
     let http_loop = tokio::spawn(server::accept_loop(
         http,
         None,
@@ -131,18 +157,32 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
 
     tracing::info!("stopping: no new connections, draining in-flight requests");
     let _ = stop_tx.send(true);
-    let mut drains = Vec::new();
-    for accept in [http_loop, https_loop] {
-        if let Ok(graceful) = accept.await {
-            drains.push(graceful.shutdown());
+    // The Lease is released while requests drain, so a standby takes over status and Events at
+    // once rather than when the Lease expires.
+    let release = async {
+        if let Some(publisher) = publisher
+            && tokio::time::timeout(PUBLISH_STOP_TIMEOUT, publisher)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the status and Events writer did not stop in {PUBLISH_STOP_TIMEOUT:?}");
         }
-    }
-    if tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(drains))
-        .await
-        .is_err()
-    {
-        tracing::warn!("some requests were still in flight after {DRAIN_TIMEOUT:?}");
-    }
+    };
+    let drain = async {
+        let mut drains = Vec::new();
+        for accept in [http_loop, https_loop] {
+            if let Ok(graceful) = accept.await {
+                drains.push(graceful.shutdown());
+            }
+        }
+        if tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(drains))
+            .await
+            .is_err()
+        {
+            tracing::warn!("some requests were still in flight after {DRAIN_TIMEOUT:?}");
+        }
+    };
+    tokio::join!(release, drain);
     admin_task.abort();
     tracing::info!("stopped");
     outcome

@@ -8,7 +8,7 @@ mod tls;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -223,6 +223,22 @@ fn unavailable() -> Target {
         status: StatusCode::SERVICE_UNAVAILABLE,
         body: "503 Service Unavailable: the backend of this route has no usable endpoints\n",
     }
+}
+
+/// The Ingresses of our class in the watched namespace: those whose status we own, whether or
+/// not anything of them could be served.
+pub fn ours(snapshot: &Snapshot, opts: &CompileOptions) -> BTreeSet<ObjectKey> {
+    snapshot
+        .ingresses
+        .iter()
+        .filter(|(key, _)| {
+            opts.watch_namespace
+                .as_ref()
+                .is_none_or(|ns| key.namespace == *ns)
+        })
+        .filter(|(_, ingress)| class::select(ingress, &snapshot.ingress_classes, opts).is_ok())
+        .map(|(key, _)| key.clone())
+        .collect()
 }
 
 /// Compiles a snapshot into a route table and the problems found, per object.
