@@ -41,6 +41,9 @@ fn start_proxy(
         .args(["--http-addr", &format!("127.0.0.1:{}", ports[0])])
         .args(["--https-addr", &format!("127.0.0.1:{}", ports[1])])
         .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
+        // Its Lease (status writer) lives in the test's namespace, not in `default`.
+        .env("POD_NAMESPACE", namespace)
+        .env("POD_NAME", "kubernetes-mode-test")
         .env("RUST_LOG", "info");
     Proxy {
         process: Supervised::spawn("switchyard-proxy", cmd, &logs.join("proxy.log"))
