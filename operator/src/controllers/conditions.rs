@@ -23,9 +23,10 @@ pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
     }
 }
 
+/// A condition observed at `now`; `status` is "True", "False" or "Unknown".
 pub fn condition(
     type_: &str,
-    status: bool,
+    status: &str,
     reason: &str,
     message: impl Into<String>,
     generation: Option<i64>,
@@ -33,7 +34,7 @@ pub fn condition(
 ) -> Condition {
     Condition {
         type_: type_.to_string(),
-        status: if status { "True" } else { "False" }.to_string(),
+        status: status.to_string(),
         reason: reason.to_string(),
         message: message.into(),
         observed_generation: generation,
@@ -56,24 +57,24 @@ mod tests {
         let t1 = at("2026-11-22T11:00:00Z");
         assert!(set(
             &mut conditions,
-            condition("Ready", false, "Pending", "", Some(1), t0)
+            condition("Ready", "False", "Pending", "", Some(1), t0)
         ));
         // Same status, new reason: a change, but the transition time stays.
         assert!(set(
             &mut conditions,
-            condition("Ready", false, "Failed", "x", Some(2), t1)
+            condition("Ready", "False", "Failed", "x", Some(2), t1)
         ));
         assert_eq!(conditions[0].last_transition_time, Time(t0));
         assert_eq!(conditions[0].observed_generation, Some(2));
         // Nothing new: no change to report.
         assert!(!set(
             &mut conditions,
-            condition("Ready", false, "Failed", "x", Some(2), t1)
+            condition("Ready", "False", "Failed", "x", Some(2), t1)
         ));
         // A flip moves the time.
         assert!(set(
             &mut conditions,
-            condition("Ready", true, "Ok", "", Some(2), t1)
+            condition("Ready", "True", "Ok", "", Some(2), t1)
         ));
         assert_eq!(conditions[0].last_transition_time, Time(t1));
         assert_eq!(conditions.len(), 1);

@@ -268,7 +268,7 @@ where
     let mut status = old.clone().unwrap_or_default();
     let ready = conditions::condition(
         condition::READY,
-        outcome.ready,
+        if outcome.ready { "True" } else { "False" },
         outcome.reason,
         outcome.message.clone(),
         obj.meta().generation,

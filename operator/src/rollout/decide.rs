@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use switchyard_crds::condition::{DEGRADED, PAUSED, PROGRESSING, PROMOTED, READY, find};
 use switchyard_crds::{
     AnalysisStatus, Backend, Phase, RolloutRoute, RolloutRouteError, RolloutRouteStatus, Verdict,
@@ -23,7 +23,7 @@ use super::plan::{Checks, Plan, Step, Strategy};
 use super::state::{
     Fault, Mode, held_since, mode, progressing_since, reason, rollout_target, was_held,
 };
-use crate::controllers::conditions::set;
+use crate::controllers::conditions::{condition, set};
 use crate::plugin::action_annotation;
 
 /// The one-shot verbs, highest priority first: when several new values arrive together, the
@@ -957,24 +957,6 @@ fn due_at(status: &RolloutRouteStatus, checks: &Checks, since: Timestamp) -> Tim
         .and_then(|a| a.runs.last())
         .map_or(since, |run| run.time.0);
     after(last, checks.interval)
-}
-
-fn condition(
-    type_: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    Condition {
-        type_: type_.to_owned(),
-        status: status.to_owned(),
-        reason: reason.to_owned(),
-        message: message.to_owned(),
-        observed_generation: generation,
-        last_transition_time: Time(now),
-    }
 }
 
 fn warning(reason: &'static str, message: String) -> Event {
