@@ -154,6 +154,12 @@ impl Cluster {
         cluster.processes.push(apiserver);
         cluster.wait_ready(Duration::from_secs(120))?;
 
+        // CRDs before the controller manager: its garbage collector then watches our resources
+        // from its first discovery instead of after its next periodic resync.
+        if options.install_crds {
+            cluster.install_crds()?;
+        }
+
         let mut kcm = Command::new(binary("kube-controller-manager")?);
         let kc = cluster.kubeconfig.display().to_string();
         kcm.args([
@@ -183,9 +189,6 @@ impl Cluster {
             Duration::from_secs(60),
         )?;
 
-        if options.install_crds {
-            cluster.install_crds()?;
-        }
         Ok(cluster)
     }
 
