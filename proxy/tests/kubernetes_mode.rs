@@ -2,56 +2,13 @@
 //! kubectl are served, changes apply live without a restart, and a broken Ingress never takes
 //! another one down.
 
-use std::process::Command;
 use std::time::Duration;
 
-use switchyard_tests::process::Supervised;
-use switchyard_tests::{backend, eventually, http, ports::free_ports, shared_cluster};
+use switchyard_tests::{backend, eventually, http, shared_cluster};
 
-struct Proxy {
-    process: Supervised,
-    http: String,
-    metrics: String,
-}
+mod common;
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        // A failing test shows what the proxy said.
-        if std::thread::panicking() {
-            eprintln!(
-                "--- proxy log ---\n{}",
-                switchyard_tests::process::log_tail(self.process.log_path(), 60)
-            );
-        }
-    }
-}
-
-fn start_proxy(
-    kubeconfig: &std::path::Path,
-    controller: &str,
-    namespace: &str,
-    logs: &std::path::Path,
-) -> Proxy {
-    let ports = free_ports(3).expect("ports");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard-proxy"));
-    cmd.arg("--kubeconfig")
-        .arg(kubeconfig)
-        .args(["--controller-class", controller])
-        .args(["--watch-namespace", namespace])
-        .args(["--http-addr", &format!("127.0.0.1:{}", ports[0])])
-        .args(["--https-addr", &format!("127.0.0.1:{}", ports[1])])
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
-        // Its Lease (status writer) lives in the test's namespace, not in `default`.
-        .env("POD_NAMESPACE", namespace)
-        .env("POD_NAME", "kubernetes-mode-test")
-        .env("RUST_LOG", "info");
-    Proxy {
-        process: Supervised::spawn("switchyard-proxy", cmd, &logs.join("proxy.log"))
-            .expect("spawn proxy"),
-        http: format!("127.0.0.1:{}", ports[0]),
-        metrics: format!("127.0.0.1:{}", ports[2]),
-    }
-}
+use common::{Proxy, external_service, ingress, ingress_class, start_proxy};
 
 /// The name of the backend that answered `host` + `path`, or the status when none did.
 fn served_by(proxy: &Proxy, host: &str, path: &str) -> Result<String, u16> {
@@ -60,41 +17,6 @@ fn served_by(proxy: &Proxy, host: &str, path: &str) -> Result<String, u16> {
         Ok(r) => Err(r.status),
         Err(_) => Err(0),
     }
-}
-
-fn ingress(name: &str, class: &str, host: &str, service: &str, port: u16) -> String {
-    format!(
-        r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {{name: {name}}}
-spec:
-  ingressClassName: {class}
-  rules:
-  - host: {host}
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service: {{name: {service}, port: {{number: {port}}}}}
-"#
-    )
-}
-
-fn external_service(name: &str, port: u16) -> String {
-    // No kubelet, and the apiserver refuses loopback endpoints: ExternalName stands in.
-    format!(
-        r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}}}
-spec:
-  type: ExternalName
-  externalName: localhost
-  ports: [{{name: http, port: {port}}}]
-"#
-    )
 }
 
 // Multi-threaded: the backends run on this runtime while the test blocks on plain sockets.
@@ -113,7 +35,8 @@ async fn serves_ingresses_from_the_apiserver_and_follows_changes() {
         .apply_yaml(
             ns.name(),
             &format!(
-                "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\nspec: {{controller: {controller}}}\n---{}---{}---{}---{}",
+                "{}---{}---{}---{}---{}",
+                ingress_class(&class, &controller),
                 external_service("blue", blue),
                 external_service("green", green),
                 ingress("shop", &class, "shop.test", "blue", blue),
@@ -122,7 +45,18 @@ async fn serves_ingresses_from_the_apiserver_and_follows_changes() {
         )
         .expect("apply");
 
-    let proxy = start_proxy(cluster.kubeconfig(), &controller, ns.name(), logs.path());
+    let proxy = start_proxy(
+        cluster.kubeconfig(),
+        ns.name(),
+        "kubernetes-mode-test",
+        logs.path(),
+        &[
+            "--controller-class",
+            &controller,
+            "--watch-namespace",
+            ns.name(),
+        ],
+    );
     eventually("the proxy is ready", Duration::from_secs(30), || {
         let ok = http::get(&proxy.metrics, "localhost", "/readyz").is_ok_and(|r| r.status == 200);
         async move { ok }

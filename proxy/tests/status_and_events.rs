@@ -2,34 +2,20 @@
 //! `status.loadBalancer` of served Ingresses and a Warning Event for a broken one, exactly one of
 //! two replicas holds the Lease, and the other takes over when the leader stops.
 
-use std::process::Command;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams};
-use switchyard_tests::process::Supervised;
-use switchyard_tests::{Cluster, eventually, ports::free_ports, shared_cluster};
+use switchyard_tests::{Cluster, eventually, shared_cluster};
 
 /// Only ever written into status; nothing connects to it (TEST-NET-3).
 const PUBLISHED: &str = "203.0.113.10";
 
-struct Proxy {
-    process: Supervised,
-}
+mod common;
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "--- {} log ---\n{}",
-                self.process.name(),
-                switchyard_tests::process::log_tail(self.process.log_path(), 60)
-            );
-        }
-    }
-}
+use common::Proxy;
 
 /// A proxy of `class` for namespace `ns`, whose pod is `pod` in `ns` (so its Lease lives there).
 fn start_proxy(
@@ -57,24 +43,17 @@ fn start_proxy_publishing(
     logs: &std::path::Path,
     publish: &[&str],
 ) -> Proxy {
-    let ports = free_ports(3).expect("ports");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchyard-proxy"));
-    cmd.arg("--kubeconfig")
-        .arg(cluster.kubeconfig())
-        .args(["--ingress-class", class])
-        .args(["--controller-class", &controller(class)])
-        .args(["--watch-namespace", ns])
-        .args(publish)
-        .args(["--http-addr", &format!("127.0.0.1:{}", ports[0])])
-        .args(["--https-addr", &format!("127.0.0.1:{}", ports[1])])
-        .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
-        .env("POD_NAMESPACE", ns)
-        .env("POD_NAME", pod)
-        .env("RUST_LOG", "info");
-    Proxy {
-        process: Supervised::spawn(pod, cmd, &logs.join(format!("{pod}.log")))
-            .expect("spawn proxy"),
-    }
+    let controller = controller(class);
+    let mut args = vec![
+        "--ingress-class",
+        class,
+        "--controller-class",
+        &controller,
+        "--watch-namespace",
+        ns,
+    ];
+    args.extend_from_slice(publish);
+    common::start_proxy(cluster.kubeconfig(), ns, pod, logs, &args)
 }
 
 fn controller(class: &str) -> String {
@@ -82,37 +61,16 @@ fn controller(class: &str) -> String {
 }
 
 fn ingress_class(class: &str) -> String {
-    format!(
-        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {{name: {class}}}\nspec: {{controller: {}}}\n",
-        controller(class)
-    )
+    common::ingress_class(class, &controller(class))
 }
 
+/// An Ingress of `class` for host `<name>.test`.
 fn ingress(name: &str, class: &str, service: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {{name: {name}}}
-spec:
-  ingressClassName: {class}
-  rules:
-  - host: {name}.test
-    http:
-      paths:
-      - path: /
-        pathType: Prefix
-        backend:
-          service: {{name: {service}, port: {{number: 80}}}}
-"#
-    )
+    common::ingress(name, class, &format!("{name}.test"), service, 80)
 }
 
 fn external_service(name: &str) -> String {
-    // No kubelet, and the apiserver refuses loopback endpoints: ExternalName stands in.
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {{type: ExternalName, externalName: localhost, ports: [{{name: http, port: 80}}]}}\n"
-    )
+    common::external_service(name, 80)
 }
 
 async fn published_ips(api: &Api<Ingress>, name: &str) -> Vec<String> {
