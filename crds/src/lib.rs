@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certificate;
+pub mod challenge;
 pub mod condition;
 pub mod duration;
 pub mod issuer;

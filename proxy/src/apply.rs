@@ -83,8 +83,23 @@ fn apply(
         table.served_ingresses,
         table.certs.len(),
     );
-    shared.table.store(Arc::new(table));
+    // Each route finds its metrics series now, so requests never look them up under a lock.
+    for route in table.routes() {
+        if let Some(labels) = route.metric_labels() {
+            let _ = route
+                .series
+                .get_or_init(|| shared.metrics.requests.route(&labels));
+        }
+    }
+    let table = Arc::new(table);
+    shared.table.store(table.clone());
     shared.ready.store(true, Ordering::Release);
+    let serving: HashSet<(&str, &str)> = table
+        .routes()
+        .filter_map(|r| r.ingress.as_ref())
+        .map(|i| (i.namespace.as_str(), i.name.as_str()))
+        .collect();
+    shared.metrics.requests.forget_unserved(&serving);
 
     let mut current = HashSet::with_capacity(problems.len());
     let mut faults = 0;
@@ -97,12 +112,9 @@ fn apply(
         }
         current.insert(problem.clone());
     }
-    let metrics = &shared.metrics;
-    metrics.config_reloads.inc();
-    metrics.config_problems.set(faults);
-    metrics
-        .config_last_reload_timestamp
-        .set(jiff::Timestamp::now().as_second());
+    shared
+        .metrics
+        .table_swapped(jiff::Timestamp::now().as_second(), faults, paths as i64);
     tracing::info!(
         objects = snapshot.object_count(),
         ingresses = served,

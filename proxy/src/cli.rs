@@ -123,6 +123,15 @@ pub struct Flags {
     /// Kubeconfig file for the cluster (default: $KUBECONFIG, then in-cluster configuration).
     #[arg(long, global = true, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// Write one access log line per request to stdout (the controller ConfigMap's
+    /// `disable-access-log: "true"` also turns it off).
+    #[arg(long, global = true, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub access_log: bool,
+
+    /// Access log format: ingress-nginx's default line, or one JSON object per line.
+    #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = crate::access_log::Format::Text)]
+    pub access_log_format: crate::access_log::Format,
 }
 
 impl Flags {

@@ -3,10 +3,11 @@
 //! Pure core: [`model`], [`normalize`], [`manifests`], [`compile`], [`routes`].
 //! IO shell: [`sources`] (Kubernetes reflectors, a manifests folder), [`apply`] (compile and
 //! swap), [`publish`] (Events and Ingress status, written by the Lease holder), [`server`] /
-//! [`proxy`] / [`tls`] (the hot path), [`admin`] and [`metrics`], and
+//! [`proxy`] / [`tls`] (the hot path), [`admin`], [`metrics`] and [`access_log`], and
 //! [`run`] which wires them together.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod admin;
 pub mod apply;
 pub mod check;

@@ -2,15 +2,16 @@
 //! a wildcard), then the host's exact paths and its prefix paths sorted longest first.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use http::StatusCode;
+use bytes::Bytes;
 use http::uri::Authority;
+use http::{HeaderValue, StatusCode};
 use rustls::sign::CertifiedKey;
 
+use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::ObjectKey;
-use crate::normalize::path_elements;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PathKind {
@@ -40,6 +41,33 @@ pub struct Route {
     /// The Service name (the `service` metrics label), empty when there is none.
     pub service: String,
     pub target: Target,
+    /// This route's request metrics, attached when its table is swapped in.
+    pub series: OnceLock<Arc<RouteSeries>>,
+}
+
+impl Route {
+    pub fn new(ingress: Option<ObjectKey>, path: &str, service: String, target: Target) -> Self {
+        Self {
+            ingress,
+            path: path.to_owned(),
+            service,
+            target,
+            series: OnceLock::new(),
+        }
+    }
+
+    /// The metrics labels this route fixes; `None` for the controller's own default backend,
+    /// which (as in ingress-nginx) has no Ingress to count requests against.
+    pub fn metric_labels(&self) -> Option<RouteLabels> {
+        let ingress = self.ingress.as_ref()?;
+        Some(RouteLabels {
+            canary: String::new(),
+            ingress: ingress.name.clone(),
+            namespace: ingress.namespace.clone(),
+            path: self.path.clone(),
+            service: self.service.clone(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -49,6 +77,10 @@ pub enum Target {
     Respond {
         status: StatusCode,
         body: &'static str,
+    },
+    /// An ACME HTTP-01 key authorization (`200 text/plain`), answered before any redirect.
+    Answer {
+        body: Bytes,
     },
 }
 
@@ -78,13 +110,47 @@ impl Upstream {
 
 #[derive(Debug)]
 pub(crate) struct PrefixRoute {
-    pub(crate) elements: Vec<String>,
+    /// The prefix normalized to `/a/b` (no empty elements, no trailing slash); `` for `/`.
+    pub(crate) prefix: String,
+    pub(crate) elements: usize,
     pub(crate) route: Arc<Route>,
+}
+
+impl PrefixRoute {
+    pub(crate) fn new(path: &str, route: Arc<Route>) -> Self {
+        let mut prefix = String::with_capacity(path.len());
+        let mut elements = 0;
+        for element in path.split('/').filter(|e| !e.is_empty()) {
+            prefix.push('/');
+            prefix.push_str(element);
+            elements += 1;
+        }
+        Self {
+            prefix,
+            elements,
+            route,
+        }
+    }
+
+    /// Element-wise: `/foo/bar` matches `/foo/bar`, `/foo/bar/` and `/foo/bar/baz`, not
+    /// `/foo/barbaz`. `path` is normalized (no `//`), so a string comparison is enough.
+    fn matches(&self, path: &str) -> bool {
+        match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
 }
 
 /// The routes of one host (or of the host-less rules), merged across Ingresses.
 #[derive(Debug, Default)]
 pub struct HostRoutes {
+    /// The `host` metrics label: the host as the rule names it (`*.foo.com` for a wildcard, so
+    /// that arbitrary request hosts cannot create series), `_` for host-less rules.
+    pub(crate) label: Arc<str>,
+    /// A `spec.tls` entry with a usable certificate names this host: plain HTTP gets a 308 to
+    /// HTTPS and HTTPS responses carry HSTS (ingress-nginx's defaults).
+    pub(crate) tls_redirect: bool,
     pub(crate) exact: HashMap<String, Arc<Route>>,
     /// Sorted by element count, longest first; among equals the oldest Ingress first.
     pub(crate) prefixes: Vec<PrefixRoute>,
@@ -99,21 +165,29 @@ impl HostRoutes {
         if let Some(route) = self.exact.get(path) {
             return Some(route);
         }
-        if self.prefixes.is_empty() {
-            return None;
-        }
-        let request: Vec<&str> = path_elements(path).collect();
         self.prefixes
             .iter()
-            .find(|p| {
-                p.elements.len() <= request.len()
-                    && p.elements.iter().zip(&request).all(|(a, b)| a == b)
-            })
+            .find(|p| p.matches(path))
             .map(|p| &p.route)
+    }
+
+    fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.exact
+            .values()
+            .chain(self.prefixes.iter().map(|p| &p.route))
+            .chain(self.default.iter())
     }
 
     pub fn path_count(&self) -> usize {
         self.exact.len() + self.prefixes.len()
+    }
+
+    /// The routes of the host-less rules.
+    pub(crate) fn hostless() -> Self {
+        Self {
+            label: Arc::from("_"),
+            ..Self::default()
+        }
     }
 }
 
@@ -156,6 +230,8 @@ pub struct RouteTable {
     pub(crate) hostless: HostRoutes,
     pub(crate) controller_default: Arc<Route>,
     pub certs: CertTable,
+    /// The Strict-Transport-Security value for HTTPS responses of TLS hosts; `None`: off.
+    pub hsts: Option<HeaderValue>,
     /// How many Ingresses contributed at least one route.
     pub served_ingresses: usize,
 }
@@ -166,20 +242,32 @@ impl RouteTable {
         Self {
             exact_hosts: HashMap::new(),
             wildcard_hosts: HashMap::new(),
-            hostless: HostRoutes::default(),
+            hostless: HostRoutes::hostless(),
             controller_default: Arc::new(not_found_route()),
             certs: CertTable::default(),
+            hsts: None,
             served_ingresses: 0,
         }
     }
 
-    /// `host` must be normalized (lower case, no port); `path` normalized too.
-    pub fn route(&self, host: &str, path: &str) -> &Arc<Route> {
+    /// `host` must be normalized (lower case, no port); `path` normalized too. Returns the
+    /// matched host's routes (its metrics label and TLS policy) with the route.
+    pub fn route(&self, host: &str, path: &str) -> (&HostRoutes, &Arc<Route>) {
         let routes = self.host_routes(host);
-        routes
+        let route = routes
             .match_path(path)
             .or(routes.default.as_ref())
-            .unwrap_or(&self.controller_default)
+            .unwrap_or(&self.controller_default);
+        (routes, route)
+    }
+
+    /// Every route of the table, each once per place it is used.
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.exact_hosts
+            .values()
+            .chain(self.wildcard_hosts.values())
+            .chain(std::iter::once(&self.hostless))
+            .flat_map(HostRoutes::routes)
     }
 
     fn host_routes(&self, host: &str) -> &HostRoutes {
@@ -210,13 +298,13 @@ impl RouteTable {
 }
 
 pub(crate) fn not_found_route() -> Route {
-    Route {
-        ingress: None,
-        path: String::new(),
-        service: String::new(),
-        target: Target::Respond {
+    Route::new(
+        None,
+        "",
+        String::new(),
+        Target::Respond {
             status: StatusCode::NOT_FOUND,
             body: "404 Not Found: no Ingress rule matches this host and path\n",
         },
-    }
+    )
 }

@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::access_log::AccessLog;
 use crate::apply::{self, Shared};
 use crate::cli::Flags;
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub enum RunError {
     Files(#[from] files::FilesError),
     #[error(transparent)]
     Kube(#[from] kube::KubeError),
+    #[error("cannot start the access log writer: {0}")]
+    AccessLog(#[source] std::io::Error),
     #[error("cannot listen for stop signals: {0}")]
     Signal(#[source] std::io::Error),
 }
@@ -128,7 +131,18 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
     tracing::info!(http = %flags.http_addr, https = %flags.https_addr, metrics = %flags.metrics_addr, "listening");
 
     let tls_config = tls::server_config(shared.clone(), tls::self_signed()?)?;
-    let proxy = Arc::new(Proxy::new(shared.clone(), UPSTREAM_TIMEOUT));
+    let access_log = if flags.access_log {
+        let log = AccessLog::start(
+            flags.access_log_format,
+            Box::new(std::io::stdout()),
+            shared.metrics.access_log_dropped.clone(),
+        )
+        .map_err(RunError::AccessLog)?;
+        Some(log)
+    } else {
+        None
+    };
+    let proxy = Arc::new(Proxy::new(shared.clone(), UPSTREAM_TIMEOUT, access_log));
     let http_loop = tokio::spawn(server::accept_loop(
         http,
         None,

@@ -57,17 +57,15 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo {
-            peer,
-            local_port,
-            tls: tls.is_some(),
-        };
+        let info = Arc::new(ConnInfo::new(peer, local_port, tls.is_some()));
+        let open = OpenConnection::new(&proxy);
         let proxy = proxy.clone();
-        let service = service_fn(move |req| proxy.clone().handle(info, req));
+        let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
+            let _open = open;
             let result = match tls {
                 Some(acceptor) => {
                     let stream =
@@ -100,4 +98,22 @@ pub async fn accept_loop(
         });
     }
     graceful
+}
+
+/// Counts a client connection as open for as long as it lives.
+struct OpenConnection(prometheus_client::metrics::gauge::Gauge);
+
+impl OpenConnection {
+    fn new(proxy: &Proxy) -> Self {
+        let metrics = &proxy.shared().metrics;
+        metrics.connections_accepted.inc();
+        metrics.open_connections.inc();
+        Self(metrics.open_connections.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }

@@ -11,12 +11,15 @@ mod tests;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use http::StatusCode;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use rustls::sign::CertifiedKey;
+use switchyard_crds::challenge::{
+    self, CHALLENGE_LABEL, CHALLENGE_PREFIX, ChallengeAnswer, ChallengeError, RESPONSE_ANNOTATION,
+};
 
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
-use crate::normalize::path_elements;
 use crate::routes::{
     CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, not_found_route,
 };
@@ -49,6 +52,8 @@ impl Default for CompileOptions {
 }
 
 const INGRESS: &str = "Ingress";
+/// ingress-nginx's default HSTS: `hsts-max-age` 31536000, `hsts-include-subdomains` true.
+const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum HostKey {
@@ -101,10 +106,7 @@ impl HostBuilder {
             }
             // ImplementationSpecific is Prefix until regex mode arrives with the annotations.
             PathKind::Prefix | PathKind::ImplementationSpecific => {
-                self.routes.prefixes.push(PrefixRoute {
-                    elements: path_elements(path).map(str::to_owned).collect(),
-                    route,
-                });
+                self.routes.prefixes.push(PrefixRoute::new(path, route));
             }
         }
     }
@@ -113,7 +115,7 @@ impl HostBuilder {
         // Stable: among equally long prefixes the older Ingress (inserted first) stays first.
         self.routes
             .prefixes
-            .sort_by_key(|p| std::cmp::Reverse(p.elements.len()));
+            .sort_by_key(|p| std::cmp::Reverse(p.elements));
         self.routes
     }
 }
@@ -156,12 +158,12 @@ impl Compiler<'_> {
             format!("path {path}")
         };
         let route = |service: String, target: Target| {
-            Some(Arc::new(Route {
-                ingress: Some(ingress.clone()),
-                path: path.to_owned(),
+            Some(Arc::new(Route::new(
+                Some(ingress.clone()),
+                path,
                 service,
                 target,
-            }))
+            )))
         };
         match (&backend.service, &backend.resource) {
             (Some(_), Some(_)) => {
@@ -289,6 +291,7 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
             .and_then(|b| c.backend_route(key, "", b));
         let rules = spec.rules.as_deref().unwrap_or(&[]);
         let mut contributed = false;
+        let challenges = acme_answers(&mut c, key, ingress);
 
         if rules.is_empty() {
             match (&default_route, &catch_all) {
@@ -358,7 +361,29 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
                     c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
                     continue;
                 }
-                let Some(route) = c.backend_route(key, path, &p.backend) else {
+                let answer = match (&host, kind) {
+                    (HostKey::Exact(h), PathKind::Exact) => challenges.iter().find(|a| {
+                        a.host == *h
+                            && path.strip_prefix(CHALLENGE_PREFIX) == Some(a.token.as_str())
+                    }),
+                    _ => None,
+                };
+                let route = match answer {
+                    Some(answer) => Some(Arc::new(Route::new(
+                        Some(key.clone()),
+                        path,
+                        p.backend
+                            .service
+                            .as_ref()
+                            .map(|s| s.name.clone())
+                            .unwrap_or_default(),
+                        Target::Answer {
+                            body: Bytes::from(answer.key_authorization.clone()),
+                        },
+                    ))),
+                    None => c.backend_route(key, path, &p.backend),
+                };
+                let Some(route) = route else {
                     continue;
                 };
                 seen.insert(conflict, key.clone());
@@ -390,11 +415,19 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
         }
     }
 
+    let controller_default = controller_default(&mut c, opts);
+    let (certs, tls_hosts) = certificates(&mut c, &served, opts);
+
     let mut exact_hosts = HashMap::new();
     let mut wildcard_hosts = HashMap::new();
-    let mut hostless = HostRoutes::default();
+    let mut hostless = HostRoutes::hostless();
     for (host, builder) in hosts {
-        let routes = builder.finish();
+        let mut routes = builder.finish();
+        routes.tls_redirect = tls_hosts.contains(&host);
+        routes.label = Arc::from(match &host {
+            HostKey::None => "_".to_owned(),
+            other => other.describe(),
+        });
         match host {
             HostKey::Exact(h) => {
                 exact_hosts.insert(h, routes);
@@ -407,18 +440,46 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
     }
     hostless.default = catch_all.map(|(route, _)| route);
 
-    let controller_default = controller_default(&mut c, opts);
-    let certs = certificates(&mut c, &served, opts);
-
     let table = RouteTable {
         exact_hosts,
         wildcard_hosts,
         hostless,
         controller_default,
         certs,
+        hsts: Some(HeaderValue::from_static(DEFAULT_HSTS)),
         served_ingresses: served_count,
     };
     (table, dedup(c.problems))
+}
+
+/// The HTTP-01 answers a challenge Ingress provides, for the proxy to give itself. A malformed
+/// challenge is reported and its paths go to their backend (the operator's solver) as written.
+fn acme_answers(c: &mut Compiler<'_>, key: &ObjectKey, ingress: &Ingress) -> Vec<ChallengeAnswer> {
+    match challenge::answers(ingress) {
+        Ok(answers) => answers,
+        Err(ChallengeError::NotLabelled) => {
+            let annotated = ingress
+                .metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(RESPONSE_ANNOTATION));
+            if annotated {
+                let message = format!(
+                    "{RESPONSE_ANNOTATION} is ignored: the Ingress lacks the label {CHALLENGE_LABEL}: \"true\""
+                );
+                c.problem(INGRESS, key, Severity::Warning, "InvalidChallenge", message);
+            }
+            Vec::new()
+        }
+        Err(ChallengeError::NoResponse) => Vec::new(),
+        Err(err) => {
+            let message = format!(
+                "not answered by the proxy: {err}; its paths go to their backend as written"
+            );
+            c.problem(INGRESS, key, Severity::Warning, "InvalidChallenge", message);
+            Vec::new()
+        }
+    }
 }
 
 fn controller_default(c: &mut Compiler<'_>, opts: &CompileOptions) -> Arc<Route> {
@@ -426,12 +487,12 @@ fn controller_default(c: &mut Compiler<'_>, opts: &CompileOptions) -> Arc<Route>
         return Arc::new(not_found_route());
     };
     match backend::resolve(c.snapshot, &c.endpoints, key, Some(backend::PortRef::First)) {
-        Ok(upstream) => Arc::new(Route {
-            ingress: None,
-            path: String::new(),
-            service: key.name.clone(),
-            target: Target::Upstream(upstream),
-        }),
+        Ok(upstream) => Arc::new(Route::new(
+            None,
+            "",
+            key.name.clone(),
+            Target::Upstream(upstream),
+        )),
         Err(err) => {
             let message =
                 format!("--default-backend-service: {err}; the built-in 404 answers instead");
@@ -441,13 +502,17 @@ fn controller_default(c: &mut Compiler<'_>, opts: &CompileOptions) -> Arc<Route>
     }
 }
 
+/// The certificates by SNI name, and the hosts whose TLS is usable (they get the HTTPS redirect
+/// and HSTS): those of a `spec.tls` entry whose Secret resolved, or that names no Secret (the
+/// default certificate then serves them, as in ingress-nginx).
 fn certificates(
     c: &mut Compiler<'_>,
     served: &[(&ObjectKey, &Ingress)],
     opts: &CompileOptions,
-) -> CertTable {
+) -> (CertTable, HashSet<HostKey>) {
     let mut parsed: HashMap<ObjectKey, Option<Arc<CertifiedKey>>> = HashMap::new();
     let mut table = CertTable::default();
+    let mut tls_hosts = HashSet::new();
     for &(key, ingress) in served {
         let entries = ingress
             .spec
@@ -455,8 +520,10 @@ fn certificates(
             .and_then(|s| s.tls.as_deref())
             .unwrap_or(&[]);
         for entry in entries {
+            let hosts = entry.hosts.as_deref().unwrap_or(&[]);
             // Without a Secret the hosts get the default certificate, as in ingress-nginx.
             let Some(secret_name) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
+                tls_hosts.extend(hosts.iter().filter_map(|h| HostKey::parse(Some(h)).ok()));
                 continue;
             };
             let secret_key = ObjectKey::new(key.namespace.clone(), secret_name);
@@ -493,8 +560,12 @@ fn certificates(
                 }
             };
             let Some(cert) = cert else { continue };
-            for host in entry.hosts.as_deref().unwrap_or(&[]) {
-                match HostKey::parse(Some(host)) {
+            for host in hosts {
+                let parsed = HostKey::parse(Some(host));
+                if let Ok(host) = &parsed {
+                    tls_hosts.insert(host.clone());
+                }
+                match parsed {
                     Ok(HostKey::Exact(h)) => {
                         table.exact.entry(h).or_insert_with(|| cert.clone());
                     }
@@ -524,7 +595,7 @@ fn certificates(
             }
         }
     }
-    table
+    (table, tls_hosts)
 }
 
 /// The same problem found twice (e.g. one missing Service behind two paths) is reported once.

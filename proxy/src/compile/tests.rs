@@ -51,10 +51,11 @@ fn build(files: &[&str]) -> (RouteTable, Vec<Problem>) {
 
 /// Which Service a request reaches, or the status the proxy answers itself.
 fn hit(table: &RouteTable, host: &str, path: &str) -> String {
-    let route = table.route(&normalize_host(host), &normalize_path(path));
+    let (_, route) = table.route(&normalize_host(host), &normalize_path(path));
     match &route.target {
         Target::Upstream(u) => u.service.name.clone(),
         Target::Respond { status, .. } => status.as_u16().to_string(),
+        Target::Answer { body } => format!("answer {body:?}"),
     }
 }
 
@@ -353,13 +354,14 @@ fn backend_resolution_named_ports_slice_port_and_endpoint_conditions() {
         - {path: /badport, pathType: Prefix, backend: {service: {name: multi, port: {number: 1}}}}\n      \
         - {path: /bucket, pathType: Prefix, backend: {resource: {apiGroup: k8s.example.com, kind: StorageBucket, name: icons}}}\n---\n";
     let (table, problems) = build(&[CLASS, objects, ing]);
-    let endpoints = |path: &str| match &table.route("h", path).target {
+    let endpoints = |path: &str| match &table.route("h", path).1.target {
         Target::Upstream(u) => u
             .endpoints
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
         Target::Respond { status, .. } => vec![status.to_string()],
+        Target::Answer { .. } => vec!["answer".to_owned()],
     };
     assert_eq!(
         endpoints("/by-number"),
@@ -427,6 +429,89 @@ fn missing_tls_secret_is_a_problem_and_valid_ones_are_indexed_by_host() {
     assert!(table.certs.lookup("other.example").is_none());
     let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
     assert_eq!(reasons, ["MissingSecret"]);
+}
+
+/// ingress-nginx's `ssl-redirect` default: hosts whose TLS is usable redirect plain HTTP; a
+/// host whose Secret is missing does not (HTTPS would present the wrong certificate).
+#[test]
+fn hosts_with_usable_tls_are_marked_for_the_https_redirect() {
+    let cert = rcgen::generate_simple_self_signed(vec!["secure.example".to_owned()]);
+    let Ok(cert) = cert else {
+        panic!("rcgen failed");
+    };
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: good}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
+        indent(&cert.cert.pem()),
+        indent(&cert.signing_key.serialize_pem())
+    );
+    let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t}\nspec:\n  ingressClassName: switchyard\n  tls:\n  - {hosts: [secure.example], secretName: good}\n  - {hosts: [broken.example], secretName: absent}\n  - {hosts: [default-cert.example]}\n  rules:\n  - host: secure.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n  - host: broken.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n  - host: default-cert.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n  - host: plain.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n---\n";
+    let (table, _) = build(&[CLASS, &services(&["s"]), &secret, ing]);
+    let redirects = |host: &str| table.route(host, "/").0.tls_redirect;
+    assert!(redirects("secure.example"));
+    assert!(redirects("default-cert.example"));
+    assert!(!redirects("broken.example"));
+    assert!(!redirects("plain.example"));
+    assert!(table.hsts.is_some());
+}
+
+fn challenge_ingress(labelled: bool, response: &str, token: &str) -> String {
+    let labels = if labelled {
+        "labels: {switchyard.dev/acme-challenge: \"true\"}, "
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: acme, {labels}annotations: {{switchyard.dev/acme-http01-response: \"{response}\"}}}}\nspec:\n  ingressClassName: switchyard\n  rules:\n  - host: shop.example\n    http: {{paths: [{{path: /.well-known/acme-challenge/{token}, pathType: Exact, backend: {{service: {{name: solver, port: {{number: 80}}}}}}}}]}}\n---\n"
+    )
+}
+
+#[test]
+fn challenge_ingresses_are_answered_by_the_proxy_itself() {
+    let site = ingress("site", Some("shop.example"), &[("/", "Prefix", "s")]);
+    let acme = challenge_ingress(true, "tok_1.thumb-print_", "tok_1");
+    let (table, problems) = build(&[CLASS, &services(&["s", "solver"]), &site, &acme]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        hit(
+            &table,
+            "shop.example:80",
+            "/.well-known/acme-challenge/tok_1"
+        ),
+        "answer b\"tok_1.thumb-print_\""
+    );
+    // Other tokens and paths are not answered.
+    assert_eq!(
+        hit(&table, "shop.example", "/.well-known/acme-challenge/other"),
+        "s"
+    );
+}
+
+#[test]
+fn malformed_challenges_are_reported_and_go_to_their_backend() {
+    let cases = [
+        (true, "other.thumb", "tok_1"),
+        (true, "no-thumbprint", "tok_1"),
+        (false, "tok_1.thumb", "tok_1"),
+    ];
+    for (labelled, response, token) in cases {
+        let acme = challenge_ingress(labelled, response, token);
+        let (table, problems) = build(&[CLASS, &services(&["solver"]), &acme]);
+        let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
+        assert_eq!(
+            reasons,
+            ["InvalidChallenge"],
+            "{response} labelled={labelled}"
+        );
+        assert_eq!(
+            hit(
+                &table,
+                "shop.example",
+                &format!("/.well-known/acme-challenge/{token}")
+            ),
+            "solver",
+            "{response}"
+        );
+    }
 }
 
 fn indent(text: &str) -> String {

@@ -1,0 +1,411 @@
+//! The hot path, one request: match host and path on the table the request started with, then
+//! answer locally (ACME challenges, redirects to HTTPS, default backends) or forward to an
+//! endpoint (round-robin, one retry on a failed connect), with hop-by-hop headers removed and
+//! ingress-nginx's forwarding headers set. Bodies stream both ways; the response body records
+//! metrics and the access log when it ends.
+
+mod body;
+mod finish;
+mod headers;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+
+use crate::access_log::AccessLog;
+use crate::apply::Shared;
+use crate::normalize::{normalize_host, normalize_path};
+use crate::routes::{HostRoutes, Target, Upstream};
+
+pub use body::{ObservedBody, ProxyBody};
+pub use headers::strip_hop_by_hop;
+
+use body::ReclaimableBody;
+use finish::{Finish, LogFields, UpstreamOutcome, request_length, response_head_length};
+use headers::{RequestIds, requested_upgrade};
+
+pub type ResponseBody = ObservedBody;
+type LocalBody = BoxBody<Bytes, hyper::Error>;
+
+/// How long an upstream may take to connect, take the request and send response headers.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+/// ingress-nginx's `proxy-connect-timeout` default.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Never redirected to HTTPS: an ACME CA fetches HTTP-01 tokens over plain HTTP.
+const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// What the proxy knows about the downstream connection; built once per connection.
+#[derive(Clone, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+    peer_ip: HeaderValue,
+    local_port: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, local_port: u16, tls: bool) -> Self {
+        Self {
+            peer,
+            tls,
+            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            local_port: HeaderValue::from(local_port),
+        }
+    }
+
+    fn scheme(&self) -> HeaderValue {
+        HeaderValue::from_static(if self.tls { "https" } else { "http" })
+    }
+}
+
+pub struct Proxy {
+    shared: Arc<Shared>,
+    client: Client<HttpConnector, ProxyBody>,
+    upstream_timeout: Duration,
+    ids: RequestIds,
+    access_log: Option<AccessLog>,
+}
+
+impl Proxy {
+    pub fn new(
+        shared: Arc<Shared>,
+        upstream_timeout: Duration,
+        access_log: Option<AccessLog>,
+    ) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        // Keep-alive pooling per endpoint: not reusing upstream connections costs several
+        // times the CPU per request.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Self {
+            shared,
+            client,
+            upstream_timeout,
+            ids: RequestIds::new(),
+            access_log,
+        }
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub async fn handle(
+        self: Arc<Self>,
+        conn: Arc<ConnInfo>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<ResponseBody>, Infallible> {
+        let started = Instant::now();
+        // One table for the whole request, even if a new one is swapped in meanwhile.
+        let table = self.shared.table.load_full();
+        let host_value = request_host(&req);
+        let raw_host = host_value
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let path = normalize_path(req.uri().path());
+        let (host_routes, route) = table.route(&normalize_host(raw_host), &path);
+        let route = route.clone();
+        let redirect_to_https = !conn.tls
+            && host_routes.tls_redirect
+            && !path.starts_with(ACME_CHALLENGE_PREFIX)
+            && !matches!(route.target, Target::Answer { .. });
+        let hsts = if conn.tls && host_routes.tls_redirect {
+            table.hsts.clone()
+        } else {
+            None
+        };
+        let host_label = host_routes.label.clone();
+        drop(path);
+
+        let log = self.access_log.as_ref().map(|_| {
+            LogFields::capture(
+                conn.peer.ip(),
+                req.method(),
+                req.uri(),
+                req.version(),
+                req.headers(),
+            )
+        });
+        let method = method_label(req.method());
+        let request_length = request_length(req.method(), req.uri(), req.headers());
+        let mut upstream = UpstreamOutcome::default();
+        let mut request_id = None;
+
+        let mut response = if redirect_to_https {
+            redirect_https(host_routes, raw_host, req.uri())
+        } else {
+            match &route.target {
+                Target::Respond { status, body } => local(*status, body),
+                Target::Answer { body } => answer(body.clone()),
+                Target::Upstream(target) => {
+                    let id = match req.headers().get("x-request-id") {
+                        Some(id) => id.clone(),
+                        None => {
+                            let id = self.ids.next();
+                            req.headers_mut().insert("x-request-id", id.clone());
+                            id
+                        }
+                    };
+                    request_id = Some(id);
+                    self.forward(&conn, host_value.clone(), target, req, &mut upstream)
+                        .await
+                }
+            }
+        };
+        if let Some(hsts) = hsts {
+            response
+                .headers_mut()
+                .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+        }
+
+        let status = response.status().as_u16();
+        let finish = Finish {
+            shared: self.shared.clone(),
+            access_log: self.access_log.clone(),
+            log,
+            route,
+            host: host_label,
+            method,
+            status,
+            started,
+            request_length,
+            response_head_length: response_head_length(response.headers()),
+            request_id,
+            upstream,
+        };
+        Ok(response.map(|body| ObservedBody::new(body, Some(finish))))
+    }
+
+    async fn forward(
+        &self,
+        conn: &ConnInfo,
+        host: Option<HeaderValue>,
+        upstream: &Upstream,
+        mut req: Request<Incoming>,
+        outcome: &mut UpstreamOutcome,
+    ) -> Response<LocalBody> {
+        let count = upstream.endpoints.len();
+        if count == 0 {
+            return local(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
+        }
+        let upgrade = requested_upgrade(req.headers());
+        let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let (parts, body) = req.into_parts();
+        let mut headers = parts.headers;
+        upstream_headers(&mut headers, conn, host, upgrade);
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let body = ReclaimableBody::new(body);
+
+        let first = upstream.pick();
+        let attempts = count.min(2);
+        let mut headers = Some(headers);
+        for attempt in 0..attempts {
+            let authority = &upstream.endpoints[(first + attempt) % count];
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(authority.clone());
+            uri.path_and_query = Some(path_and_query.clone());
+            let Ok(uri) = Uri::from_parts(uri) else {
+                return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+            };
+            // The last attempt takes the headers; an earlier one needs a copy.
+            let attempt_headers = if attempt + 1 == attempts {
+                headers.take().unwrap_or_default()
+            } else {
+                headers.clone().unwrap_or_default()
+            };
+            let mut upstream_req = Request::new(body.attempt());
+            *upstream_req.method_mut() = parts.method.clone();
+            *upstream_req.uri_mut() = uri;
+            *upstream_req.version_mut() = Version::HTTP_11;
+            *upstream_req.headers_mut() = attempt_headers;
+
+            let sent = Instant::now();
+            outcome.addr = Some(authority.clone());
+            outcome.sent_at = Some(sent);
+            match tokio::time::timeout(self.upstream_timeout, self.client.request(upstream_req))
+                .await
+            {
+                Err(_) => {
+                    tracing::warn!(upstream = %authority, service = %upstream.service, "upstream timed out");
+                    return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");
+                }
+                Ok(Ok(response)) => {
+                    outcome.header_time = Some(sent.elapsed());
+                    outcome.status = Some(response.status().as_u16());
+                    return upstream_response(response, downstream_upgrade);
+                }
+                Ok(Err(err)) if err.is_connect() && attempt + 1 < attempts => {
+                    tracing::warn!(upstream = %authority, service = %upstream.service, "connect failed, trying the next endpoint: {err}");
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(upstream = %authority, service = %upstream.service, "upstream error: {err}");
+                    return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+                }
+            }
+        }
+        local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+    }
+}
+
+/// Removes hop-by-hop headers and sets the headers ingress-nginx always sends upstream.
+fn upstream_headers(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+    host: Option<HeaderValue>,
+    upgrade: Option<HeaderValue>,
+) {
+    strip_hop_by_hop(headers);
+    if let Some(upgrade) = upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, upgrade);
+    }
+    // HTTP/2 requests carry the host in :authority; HTTP/1.1 upstream needs a Host header.
+    if !headers.contains_key(header::HOST)
+        && let Some(value) = &host
+    {
+        headers.insert(header::HOST, value.clone());
+    }
+    let set = |headers: &mut HeaderMap, name: &'static str, value: HeaderValue| {
+        headers.insert(HeaderName::from_static(name), value);
+    };
+    // Not appended to what the client sent: by default ingress-nginx trusts no client
+    // forwarding headers.
+    set(headers, "x-forwarded-for", conn.peer_ip.clone());
+    set(headers, "x-real-ip", conn.peer_ip.clone());
+    if let Some(host) = host {
+        set(headers, "x-forwarded-host", host);
+    }
+    set(headers, "x-forwarded-port", conn.local_port.clone());
+    set(headers, "x-forwarded-proto", conn.scheme());
+    set(headers, "x-scheme", conn.scheme());
+}
+
+/// The Host header, or the HTTP/2 `:authority`.
+fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    match req.headers().get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    }
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        // Arbitrary methods would make arbitrary series.
+        _ => "OTHER",
+    }
+}
+
+fn upstream_response(
+    mut response: Response<Incoming>,
+    downstream_upgrade: Option<OnUpgrade>,
+) -> Response<LocalBody> {
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(downstream) = downstream_upgrade {
+            let upstream = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(downstream, upstream));
+        }
+    } else {
+        strip_hop_by_hop(response.headers_mut());
+    }
+    response.map(BodyExt::boxed)
+}
+
+/// Copies bytes both ways once both sides switched protocols (WebSocket and friends).
+async fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
+    match tokio::try_join!(downstream, upstream) {
+        Ok((down, up)) => {
+            let mut down = TokioIo::new(down);
+            let mut up = TokioIo::new(up);
+            if let Err(err) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+                tracing::debug!("upgraded connection ended: {err}");
+            }
+        }
+        Err(err) => tracing::debug!("protocol upgrade failed: {err}"),
+    }
+}
+
+fn body_of(bytes: Bytes) -> LocalBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// A short answer from the proxy itself.
+pub fn local(status: StatusCode, body: &'static str) -> Response<LocalBody> {
+    let mut response = Response::new(body_of(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// An ACME HTTP-01 key authorization, answered by the proxy itself.
+fn answer(body: Bytes) -> Response<LocalBody> {
+    let mut response = Response::new(body_of(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// ingress-nginx's `ssl-redirect`: 308 to the same host (without a port: the HTTPS port is the
+/// standard one behind the Service) and the same request URI.
+fn redirect_https(host: &HostRoutes, raw_host: &str, uri: &Uri) -> Response<LocalBody> {
+    let name = normalize_host(raw_host);
+    let name = if name.is_empty() {
+        &*host.label
+    } else {
+        &*name
+    };
+    let target = format!(
+        "https://{name}{}",
+        uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/")
+    );
+    match HeaderValue::from_str(&target) {
+        Ok(location) => {
+            let mut response = local(
+                StatusCode::PERMANENT_REDIRECT,
+                "308 Permanent Redirect: this host is served over HTTPS\n",
+            );
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        Err(_) => local(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+    }
+}
