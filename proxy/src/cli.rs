@@ -143,6 +143,7 @@ impl Flags {
             watch_namespace: self.watch_namespace.clone(),
             default_backend_service: self.default_backend_service.clone(),
             default_ssl_certificate: self.default_ssl_certificate.clone(),
+            configmap: self.configmap.clone(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -193,6 +193,11 @@ impl DocReader<'_> {
                         }
                     }
                     self.parsed.snapshot.secrets.insert(key, Arc::new(secret));
+                }
+            }
+            ("v1", "ConfigMap") => {
+                if let Some((key, map)) = self.typed::<ConfigMap>(value, &at) {
+                    self.parsed.snapshot.config_maps.insert(key, Arc::new(map));
                 }
             }
             ("", _) | (_, "") => self.error(format!("{at}an object needs apiVersion and kind")),

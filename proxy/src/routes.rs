@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::Authority;
@@ -232,6 +233,10 @@ pub struct RouteTable {
     pub certs: CertTable,
     /// The Strict-Transport-Security value for HTTPS responses of TLS hosts; `None`: off.
     pub hsts: Option<HeaderValue>,
+    /// The ConfigMap did not turn the access log off.
+    pub access_log: bool,
+    /// How long an upstream may take to send its response headers.
+    pub upstream_timeout: Duration,
     /// How many Ingresses contributed at least one route.
     pub served_ingresses: usize,
 }
@@ -246,6 +251,8 @@ impl RouteTable {
             controller_default: Arc::new(not_found_route()),
             certs: CertTable::default(),
             hsts: None,
+            access_log: true,
+            upstream_timeout: Duration::from_secs(60),
             served_ingresses: 0,
         }
     }

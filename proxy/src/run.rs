@@ -13,7 +13,7 @@ use crate::access_log::AccessLog;
 use crate::apply::{self, Shared};
 use crate::cli::Flags;
 use crate::metrics::Metrics;
-use crate::proxy::{Proxy, UPSTREAM_TIMEOUT};
+use crate::proxy::Proxy;
 use crate::publish::{self, status::Publish};
 use crate::sources::{files, kube};
 use crate::{admin, server, tls};
@@ -67,9 +67,6 @@ fn pod_identity() -> (String, String) {
 
 pub async fn serve(flags: Flags) -> Result<(), RunError> {
     let options = flags.compile_options();
-    if flags.configmap.is_some() {
-        tracing::warn!("--configmap is accepted but its settings are not applied yet");
-    }
     let publish = match (&flags.publish_service, &flags.publish_address) {
         (Some(service), _) => Some(Publish::Service(service.clone())),
         (None, Some(addresses)) => Some(Publish::Addresses(publish::status::parse_addresses(
@@ -120,7 +117,8 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
                 stop_rx.clone(),
             )));
             let namespace = flags.watch_namespace.clone();
-            tokio::spawn(async move { Ok(kube::run(client, namespace, tx).await?) })
+            let configmap = flags.configmap.clone();
+            tokio::spawn(async move { Ok(kube::run(client, namespace, configmap, tx).await?) })
         }
     };
     tokio::spawn(apply::run(shared.clone(), options, rx, compiled_tx));
@@ -142,7 +140,7 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
     } else {
         None
     };
-    let proxy = Arc::new(Proxy::new(shared.clone(), UPSTREAM_TIMEOUT, access_log));
+    let proxy = Arc::new(Proxy::new(shared.clone(), access_log));
     let http_loop = tokio::spawn(server::accept_loop(
         http,
         None,

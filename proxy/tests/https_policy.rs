@@ -118,6 +118,7 @@ async fn tls_hosts_redirect_send_hsts_and_answer_acme_challenges_first() {
         .args(["--http-addr", &http_addr])
         .args(["--https-addr", &format!("127.0.0.1:{}", ports[1])])
         .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
+        .args(["--configmap", "default/switchyard-controller"])
         .env("RUST_LOG", "info");
     let log = dir.path().join("proxy.log");
     let proxy = Supervised::spawn("proxy", cmd, &log).expect("start proxy");
@@ -208,5 +209,41 @@ async fn tls_hosts_redirect_send_hsts_and_answer_acme_challenges_first() {
         .unwrap_or_default();
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
     assert!(line.contains("[default-web] [] 127.0.0.1:"), "{line}");
+    // The controller ConfigMap was missing so far: said so, defaults applied.
+    assert!(text.contains("MissingConfigMap"), "{text}");
+
+    // The controller ConfigMap turns the redirect, HSTS and the access log off, live.
+    std::fs::write(
+        folder.join("controller.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: switchyard-controller}\ndata: {ssl-redirect: \"false\", hsts: \"false\", disable-access-log: \"true\", hsts-max-age: soon}\n",
+    )
+    .expect("write ConfigMap");
+    let addr = http_addr.clone();
+    eventually("the redirect turned off", Duration::from_secs(10), || {
+        let addr = addr.clone();
+        async move { http::get(&addr, "shop.example", "/cart").is_ok_and(|r| r.status == 200) }
+    })
+    .await;
+    let ca_file = ca_path.clone();
+    let response = tokio::task::spawn_blocking(move || {
+        curl_https(https_port, &ca_file, "shop.example", "/after-configmap")
+    })
+    .await
+    .expect("join");
+    assert!(response.starts_with("HTTP/2 200"), "{response}");
+    assert!(
+        !response
+            .to_ascii_lowercase()
+            .contains("strict-transport-security"),
+        "{response}"
+    );
+    let text = lines();
+    assert!(!text.contains("/after-configmap"), "{text}");
+    assert!(
+        text.contains(
+            "ConfigMap key \\\"hsts-max-age\\\": \\\"soon\\\" is not a number of seconds"
+        ),
+        "{text}"
+    );
     drop(proxy);
 }

@@ -3,6 +3,7 @@
 
 mod backend;
 mod class;
+pub mod config;
 mod tls;
 
 #[cfg(test)]
@@ -12,7 +13,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use rustls::sign::CertifiedKey;
 use switchyard_crds::challenge::{
@@ -36,6 +37,8 @@ pub struct CompileOptions {
     pub watch_namespace: Option<String>,
     pub default_backend_service: Option<ObjectKey>,
     pub default_ssl_certificate: Option<ObjectKey>,
+    /// `--configmap`: the controller ConfigMap.
+    pub configmap: Option<ObjectKey>,
 }
 
 impl Default for CompileOptions {
@@ -47,13 +50,13 @@ impl Default for CompileOptions {
             watch_namespace: None,
             default_backend_service: None,
             default_ssl_certificate: None,
+            configmap: None,
         }
     }
 }
 
 const INGRESS: &str = "Ingress";
-/// ingress-nginx's default HSTS: `hsts-max-age` 31536000, `hsts-include-subdomains` true.
-const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
+const CONFIGMAP: &str = "ConfigMap";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum HostKey {
@@ -417,13 +420,14 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
 
     let controller_default = controller_default(&mut c, opts);
     let (certs, tls_hosts) = certificates(&mut c, &served, opts);
+    let settings = controller_config(&mut c, opts);
 
     let mut exact_hosts = HashMap::new();
     let mut wildcard_hosts = HashMap::new();
     let mut hostless = HostRoutes::hostless();
     for (host, builder) in hosts {
         let mut routes = builder.finish();
-        routes.tls_redirect = tls_hosts.contains(&host);
+        routes.tls_redirect = settings.ssl_redirect && tls_hosts.contains(&host);
         routes.label = Arc::from(match &host {
             HostKey::None => "_".to_owned(),
             other => other.describe(),
@@ -446,10 +450,42 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
         hostless,
         controller_default,
         certs,
-        hsts: Some(HeaderValue::from_static(DEFAULT_HSTS)),
+        hsts: settings.hsts,
+        access_log: settings.access_log,
+        upstream_timeout: settings.upstream_timeout,
         served_ingresses: served_count,
     };
     (table, dedup(c.problems))
+}
+
+/// The `--configmap` settings; the defaults when there is none, or it is missing (reported).
+fn controller_config(c: &mut Compiler<'_>, opts: &CompileOptions) -> config::ControllerConfig {
+    let Some(key) = &opts.configmap else {
+        return config::ControllerConfig::default();
+    };
+    let Some(map) = c.snapshot.config_maps.get(key) else {
+        let message = "--configmap: ConfigMap not found; the default settings apply".to_owned();
+        c.problem(
+            CONFIGMAP,
+            key,
+            Severity::Warning,
+            "MissingConfigMap",
+            message,
+        );
+        return config::ControllerConfig::default();
+    };
+    let data = map.data.clone().unwrap_or_default();
+    let (settings, problems) = config::parse(&data);
+    for problem in problems {
+        c.problem(
+            CONFIGMAP,
+            key,
+            Severity::Warning,
+            problem.reason,
+            problem.message,
+        );
+    }
+    settings
 }
 
 /// The HTTP-01 answers a challenge Ingress provides, for the proxy to give itself. A malformed

@@ -40,8 +40,6 @@ use headers::{RequestIds, requested_upgrade};
 pub type ResponseBody = ObservedBody;
 type LocalBody = BoxBody<Bytes, hyper::Error>;
 
-/// How long an upstream may take to connect, take the request and send response headers.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 /// ingress-nginx's `proxy-connect-timeout` default.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Never redirected to HTTPS: an ACME CA fetches HTTP-01 tokens over plain HTTP.
@@ -75,17 +73,12 @@ impl ConnInfo {
 pub struct Proxy {
     shared: Arc<Shared>,
     client: Client<HttpConnector, ProxyBody>,
-    upstream_timeout: Duration,
     ids: RequestIds,
     access_log: Option<AccessLog>,
 }
 
 impl Proxy {
-    pub fn new(
-        shared: Arc<Shared>,
-        upstream_timeout: Duration,
-        access_log: Option<AccessLog>,
-    ) -> Self {
+    pub fn new(shared: Arc<Shared>, access_log: Option<AccessLog>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.set_nodelay(true);
@@ -98,7 +91,6 @@ impl Proxy {
         Self {
             shared,
             client,
-            upstream_timeout,
             ids: RequestIds::new(),
             access_log,
         }
@@ -136,7 +128,8 @@ impl Proxy {
         let host_label = host_routes.label.clone();
         drop(path);
 
-        let log = self.access_log.as_ref().map(|_| {
+        let access_log = self.access_log.as_ref().filter(|_| table.access_log);
+        let log = access_log.map(|_| {
             LogFields::capture(
                 conn.peer.ip(),
                 req.method(),
@@ -166,8 +159,15 @@ impl Proxy {
                         }
                     };
                     request_id = Some(id);
-                    self.forward(&conn, host_value.clone(), target, req, &mut upstream)
-                        .await
+                    self.forward(
+                        &conn,
+                        host_value.clone(),
+                        target,
+                        req,
+                        table.upstream_timeout,
+                        &mut upstream,
+                    )
+                    .await
                 }
             }
         };
@@ -180,7 +180,7 @@ impl Proxy {
         let status = response.status().as_u16();
         let finish = Finish {
             shared: self.shared.clone(),
-            access_log: self.access_log.clone(),
+            access_log: access_log.cloned(),
             log,
             route,
             host: host_label,
@@ -201,6 +201,7 @@ impl Proxy {
         host: Option<HeaderValue>,
         upstream: &Upstream,
         mut req: Request<Incoming>,
+        timeout: Duration,
         outcome: &mut UpstreamOutcome,
     ) -> Response<LocalBody> {
         let count = upstream.endpoints.len();
@@ -246,9 +247,7 @@ impl Proxy {
             let sent = Instant::now();
             outcome.addr = Some(authority.clone());
             outcome.sent_at = Some(sent);
-            match tokio::time::timeout(self.upstream_timeout, self.client.request(upstream_req))
-                .await
-            {
+            match tokio::time::timeout(timeout, self.client.request(upstream_req)).await {
                 Err(_) => {
                     tracing::warn!(upstream = %authority, service = %upstream.service, "upstream timed out");
                     return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");

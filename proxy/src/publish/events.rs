@@ -17,9 +17,10 @@ const MAX_REASON: usize = 128;
 const MAX_NOTE: usize = 1024;
 
 /// The Event reason of a problem, or `None` when it is not published as an Event: only faults
-/// (not the Info lines that explain a decision) of Ingresses.
+/// (not the Info lines that explain a decision) of Ingresses and the controller ConfigMap.
 pub fn event_reason(problem: &Problem) -> Option<String> {
-    if problem.kind != "Ingress" || problem.severity == Severity::Info {
+    let published_kind = matches!(problem.kind, "Ingress" | "ConfigMap");
+    if !published_kind || problem.severity == Severity::Info {
         return None;
     }
     // Compile's reasons are CamelCase already; this keeps a stray character from making the

@@ -142,11 +142,22 @@ async fn publish_events(
     current: &Compiled,
 ) {
     for problem in ledger.fresh(&current.problems) {
-        // The Ingress is in the snapshot the problem came from; its uid ties the Event to it.
-        let Some(ingress) = current.snapshot.ingresses.get(&problem.object) else {
+        // The object is in the snapshot the problem came from; its uid ties the Event to it.
+        let snapshot = &current.snapshot;
+        let regarding = match problem.kind {
+            "ConfigMap" => snapshot
+                .config_maps
+                .get(&problem.object)
+                .map(|m| m.object_ref(&())),
+            _ => snapshot
+                .ingresses
+                .get(&problem.object)
+                .map(|i| i.object_ref(&())),
+        };
+        let Some(regarding) = regarding else {
             continue;
         };
-        match events.publish(problem, &ingress.object_ref(&())).await {
+        match events.publish(problem, &regarding).await {
             Ok(()) => ledger.published(problem),
             Err(err) => {
                 tracing::warn!(

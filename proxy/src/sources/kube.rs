@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::api::Api;
@@ -108,10 +108,12 @@ fn namespaced_key<K: Resource>(o: &K) -> ObjectKey {
     )
 }
 
-/// Watches until the process ends. `namespace` restricts the namespaced kinds.
+/// Watches until the process ends. `namespace` restricts the namespaced kinds; `configmap` is
+/// the controller ConfigMap, the only one watched.
 pub async fn run(
     client: Client,
     namespace: Option<String>,
+    configmap: Option<ObjectKey>,
     tx: SnapshotSender,
 ) -> Result<(), KubeError> {
     let changed = Arc::new(Notify::new());
@@ -143,6 +145,19 @@ pub async fn run(
         changed.clone(),
     );
 
+    let config_maps = configmap.as_ref().map(|key| {
+        reflect::<ConfigMap>(
+            Api::namespaced(client.clone(), &key.namespace),
+            watcher::Config::default().fields(&format!("metadata.name={}", key.name)),
+            changed.clone(),
+        )
+    });
+    if let Some(store) = &config_maps {
+        store
+            .wait_until_ready()
+            .await
+            .map_err(|_| KubeError::WatchEnded)?;
+    }
     for ready in [
         ingresses.wait_until_ready().await,
         classes.wait_until_ready().await,
@@ -163,6 +178,10 @@ pub async fn run(
             services: index(&services, namespaced_key),
             endpoint_slices: index(&slices, namespaced_key),
             secrets: index(&secrets, namespaced_key),
+            config_maps: config_maps
+                .as_ref()
+                .map(|store| index(store, namespaced_key))
+                .unwrap_or_default(),
         };
         if tx.send(Some(Arc::new(snapshot))).is_err() {
             return Ok(());

@@ -1,0 +1,212 @@
+//! The controller ConfigMap (`--configmap NS/NAME`): ingress-nginx's global settings, parsed
+//! into typed values. A bad value is reported naming the key and keeps the default; a key we do
+//! not implement is reported once, so nobody believes a setting took effect when it did not.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use http::HeaderValue;
+
+/// The settings that shape the route table and the hot path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// `ssl-redirect`: plain HTTP to a TLS host gets a 308 to HTTPS.
+    pub ssl_redirect: bool,
+    /// `hsts`, `hsts-max-age`, `hsts-include-subdomains`, `hsts-preload`; `None` when off.
+    pub hsts: Option<HeaderValue>,
+    /// Not `disable-access-log`.
+    pub access_log: bool,
+    /// `proxy-read-timeout`: how long an upstream may take to send its response headers.
+    pub upstream_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            ssl_redirect: true,
+            hsts: Some(hsts_value(HSTS_MAX_AGE, true, false)),
+            access_log: true,
+            upstream_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// ingress-nginx's `hsts-max-age` default: one year.
+const HSTS_MAX_AGE: u64 = 31_536_000;
+
+/// One thing wrong with the ConfigMap: the key and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Keys ingress-nginx has that Switchyard does not implement (yet). Listed so that a user
+/// learns which of their settings are ignored, rather than guessing.
+fn unsupported(key: &str) -> bool {
+    !matches!(
+        key,
+        "ssl-redirect"
+            | "hsts"
+            | "hsts-max-age"
+            | "hsts-include-subdomains"
+            | "hsts-preload"
+            | "disable-access-log"
+            | "proxy-read-timeout"
+    )
+}
+
+pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigProblem>) {
+    let mut problems = Vec::new();
+    let mut config = ControllerConfig::default();
+    let bool_key = |key: &str, default: bool, problems: &mut Vec<ConfigProblem>| -> bool {
+        match data.get(key) {
+            None => default,
+            Some(value) => parse_bool(value).unwrap_or_else(|| {
+                problems.push(invalid(key, value, "true or false", &default.to_string()));
+                default
+            }),
+        }
+    };
+    config.ssl_redirect = bool_key("ssl-redirect", true, &mut problems);
+    config.access_log = !bool_key("disable-access-log", false, &mut problems);
+    let hsts = bool_key("hsts", true, &mut problems);
+    let include_subdomains = bool_key("hsts-include-subdomains", true, &mut problems);
+    let preload = bool_key("hsts-preload", false, &mut problems);
+    let max_age = match data.get("hsts-max-age") {
+        None => HSTS_MAX_AGE,
+        Some(value) => value.trim().parse::<u64>().unwrap_or_else(|_| {
+            problems.push(invalid(
+                "hsts-max-age",
+                value,
+                "a number of seconds",
+                &HSTS_MAX_AGE.to_string(),
+            ));
+            HSTS_MAX_AGE
+        }),
+    };
+    config.hsts = hsts.then(|| hsts_value(max_age, include_subdomains, preload));
+    if let Some(value) = data.get("proxy-read-timeout") {
+        match value.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => config.upstream_timeout = Duration::from_secs(seconds),
+            _ => problems.push(invalid(
+                "proxy-read-timeout",
+                value,
+                "a positive number of seconds",
+                "60",
+            )),
+        }
+    }
+    for key in data.keys().filter(|k| unsupported(k)) {
+        problems.push(ConfigProblem {
+            key: key.clone(),
+            reason: "UnsupportedConfigKey",
+            message: format!("ConfigMap key {key:?} is not supported by Switchyard; ignored"),
+        });
+    }
+    (config, problems)
+}
+
+fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
+    ConfigProblem {
+        key: key.to_owned(),
+        reason: "InvalidConfigValue",
+        message: format!("ConfigMap key {key:?}: {value:?} is not {expected}; using {default}"),
+    }
+}
+
+/// Go's `strconv.ParseBool`, which ingress-nginx uses for its ConfigMap.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+fn hsts_value(max_age: u64, include_subdomains: bool, preload: bool) -> HeaderValue {
+    let mut value = format!("max-age={max_age}");
+    if include_subdomains {
+        value.push_str("; includeSubDomains");
+    }
+    if preload {
+        value.push_str("; preload");
+    }
+    // Digits and fixed words only: always a valid header value.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("max-age=0"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_ingress_nginx_defaults() {
+        let (config, problems) = parse(&BTreeMap::new());
+        assert!(problems.is_empty());
+        assert!(config.ssl_redirect && config.access_log);
+        assert_eq!(
+            config.hsts,
+            Some(HeaderValue::from_static(
+                "max-age=31536000; includeSubDomains"
+            ))
+        );
+        assert_eq!(config.upstream_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn settings_are_typed() {
+        let (config, problems) = parse(&data(&[
+            ("ssl-redirect", "false"),
+            ("hsts-max-age", "600"),
+            ("hsts-include-subdomains", "False"),
+            ("hsts-preload", "1"),
+            ("disable-access-log", "true"),
+            ("proxy-read-timeout", "5"),
+        ]));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(!config.ssl_redirect && !config.access_log);
+        assert_eq!(
+            config.hsts,
+            Some(HeaderValue::from_static("max-age=600; preload"))
+        );
+        assert_eq!(config.upstream_timeout, Duration::from_secs(5));
+        let (config, _) = parse(&data(&[("hsts", "false")]));
+        assert_eq!(config.hsts, None);
+    }
+
+    #[test]
+    fn bad_values_keep_the_default_and_name_the_key() {
+        let (config, problems) = parse(&data(&[
+            ("ssl-redirect", "yes please"),
+            ("hsts-max-age", "1y"),
+            ("proxy-read-timeout", "0"),
+        ]));
+        assert!(config.ssl_redirect);
+        assert_eq!(config.upstream_timeout, Duration::from_secs(60));
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["ssl-redirect", "hsts-max-age", "proxy-read-timeout"]);
+        assert!(problems.iter().all(|p| p.reason == "InvalidConfigValue"));
+        assert!(
+            problems[1]
+                .message
+                .contains("\"1y\" is not a number of seconds")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_not_silently_ignored() {
+        let (_, problems) = parse(&data(&[("use-gzip", "true"), ("hsts", "true")]));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].reason, "UnsupportedConfigKey");
+        assert_eq!(problems[0].key, "use-gzip");
+    }
+}
