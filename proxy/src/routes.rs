@@ -85,20 +85,56 @@ pub enum Target {
     },
 }
 
+/// How the proxy talks to an upstream: set by the Service port's `appProtocol`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over plain TCP (with keep-alive).
+    #[default]
+    Http1,
+    /// HTTP/2 with prior knowledge over plain TCP (`kubernetes.io/h2c`, `grpc`).
+    H2c,
+    /// HTTP/1.1 over TLS (`https`, `kubernetes.io/wss`).
+    Https,
+    /// HTTP/2 over TLS (`grpcs`).
+    H2Tls,
+}
+
+impl UpstreamProtocol {
+    /// A Service port's `appProtocol`; values we do not know keep HTTP/1.1.
+    pub fn from_app_protocol(app_protocol: Option<&str>) -> Self {
+        match app_protocol.map(str::to_ascii_lowercase).as_deref() {
+            Some("kubernetes.io/h2c" | "h2c" | "grpc") => Self::H2c,
+            Some("https" | "kubernetes.io/wss") => Self::Https,
+            Some("grpcs") => Self::H2Tls,
+            _ => Self::Http1,
+        }
+    }
+
+    pub fn is_http2(self) -> bool {
+        matches!(self, Self::H2c | Self::H2Tls)
+    }
+
+    pub fn is_tls(self) -> bool {
+        matches!(self, Self::Https | Self::H2Tls)
+    }
+}
+
 /// A resolved backend: the endpoints traffic goes to, in a stable order.
 #[derive(Debug)]
 pub struct Upstream {
     pub service: ObjectKey,
     pub endpoints: Vec<Authority>,
+    pub protocol: UpstreamProtocol,
     /// Round-robin position; lives as long as this table, no lock.
     next: AtomicUsize,
 }
 
 impl Upstream {
-    pub fn new(service: ObjectKey, endpoints: Vec<Authority>) -> Self {
+    pub fn new(service: ObjectKey, endpoints: Vec<Authority>, protocol: UpstreamProtocol) -> Self {
         Self {
             service,
             endpoints,
+            protocol,
             next: AtomicUsize::new(0),
         }
     }

@@ -1,6 +1,7 @@
 //! Service backends → endpoints: the Service port (by number or name) selects the EndpointSlice
 //! port of the same name; the slice's port number is authoritative; ready (or unset) and not
-//! terminating endpoints receive traffic. ExternalName Services resolve to their DNS name.
+//! terminating endpoints receive traffic. ExternalName Services resolve to their DNS name. The
+//! Service port's `appProtocol` chooses how the proxy speaks to the endpoints.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -10,7 +11,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::ServiceBackendPort;
 
 use crate::model::{ObjectKey, Snapshot};
-use crate::routes::Upstream;
+use crate::routes::{Upstream, UpstreamProtocol};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -171,7 +172,8 @@ pub fn resolve(
         .into_iter()
         .filter_map(|a| Authority::try_from(a).ok())
         .collect();
-    Ok(Upstream::new(service_key.clone(), endpoints))
+    let protocol = UpstreamProtocol::from_app_protocol(service_port.app_protocol.as_deref());
+    Ok(Upstream::new(service_key.clone(), endpoints, protocol))
 }
 
 fn endpoint_authority(address_type: &str, address: &str, port: u16) -> Option<String> {
@@ -219,5 +221,7 @@ fn external_name(
             service: key.clone(),
             address: format!("{host}:{number}"),
         })?;
-    Ok(Upstream::new(key.clone(), vec![authority]))
+    let protocol =
+        UpstreamProtocol::from_app_protocol(service_port.and_then(|p| p.app_protocol.as_deref()));
+    Ok(Upstream::new(key.clone(), vec![authority], protocol))
 }

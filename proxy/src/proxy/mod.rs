@@ -5,6 +5,7 @@
 //! metrics and the access log when it ends.
 
 mod body;
+mod clients;
 mod finish;
 mod headers;
 
@@ -21,14 +22,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
 use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{HostRoutes, Target, Upstream};
+
+use clients::{Chosen, Clients};
 
 pub use body::{ObservedBody, ProxyBody};
 pub use headers::strip_hop_by_hop;
@@ -40,8 +41,6 @@ use headers::{RequestIds, requested_upgrade};
 pub type ResponseBody = ObservedBody;
 type LocalBody = BoxBody<Bytes, hyper::Error>;
 
-/// ingress-nginx's `proxy-connect-timeout` default.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Never redirected to HTTPS: an ACME CA fetches HTTP-01 tokens over plain HTTP.
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -72,25 +71,16 @@ impl ConnInfo {
 
 pub struct Proxy {
     shared: Arc<Shared>,
-    client: Client<HttpConnector, ProxyBody>,
+    clients: Clients,
     ids: RequestIds,
     access_log: Option<AccessLog>,
 }
 
 impl Proxy {
     pub fn new(shared: Arc<Shared>, access_log: Option<AccessLog>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        // Keep-alive pooling per endpoint: not reusing upstream connections costs several
-        // times the CPU per request.
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
         Self {
             shared,
-            client,
+            clients: Clients::new(),
             ids: RequestIds::new(),
             access_log,
         }
@@ -209,10 +199,27 @@ impl Proxy {
             return local(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
         }
         let upgrade = requested_upgrade(req.headers());
+        // gRPC needs `te: trailers` end to end; TE is hop-by-hop, so it is set again for HTTP/2.
+        let wants_trailers = req
+            .headers()
+            .get_all(header::TE)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
         let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         upstream_headers(&mut headers, conn, host, upgrade);
+        let protocol = upstream.protocol;
+        if protocol.is_http2() && wants_trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
+        let (scheme, version) = match (protocol.is_tls(), protocol.is_http2()) {
+            (false, false) => (Scheme::HTTP, Version::HTTP_11),
+            (false, true) => (Scheme::HTTP, Version::HTTP_2),
+            (true, false) => (Scheme::HTTPS, Version::HTTP_11),
+            (true, true) => (Scheme::HTTPS, Version::HTTP_2),
+        };
+        let client = self.clients.get(protocol);
         let path_and_query = parts
             .uri
             .path_and_query()
@@ -226,7 +233,7 @@ impl Proxy {
         for attempt in 0..attempts {
             let authority = &upstream.endpoints[(first + attempt) % count];
             let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(Scheme::HTTP);
+            uri.scheme = Some(scheme.clone());
             uri.authority = Some(authority.clone());
             uri.path_and_query = Some(path_and_query.clone());
             let Ok(uri) = Uri::from_parts(uri) else {
@@ -241,13 +248,17 @@ impl Proxy {
             let mut upstream_req = Request::new(body.attempt());
             *upstream_req.method_mut() = parts.method.clone();
             *upstream_req.uri_mut() = uri;
-            *upstream_req.version_mut() = Version::HTTP_11;
+            *upstream_req.version_mut() = version;
             *upstream_req.headers_mut() = attempt_headers;
 
             let sent = Instant::now();
             outcome.addr = Some(authority.clone());
             outcome.sent_at = Some(sent);
-            match tokio::time::timeout(timeout, self.client.request(upstream_req)).await {
+            let response = match &client {
+                Chosen::Plain(client) => client.request(upstream_req),
+                Chosen::Tls(client) => client.request(upstream_req),
+            };
+            match tokio::time::timeout(timeout, response).await {
                 Err(_) => {
                     tracing::warn!(upstream = %authority, service = %upstream.service, "upstream timed out");
                     return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");
