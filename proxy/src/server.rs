@@ -15,20 +15,31 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::{ConnInfo, Proxy};
 
-/// A client must send its request headers within this time (no slowloris).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// A client must send its next request's headers within this time, from when the connection
+/// is ready for them: it bounds both a slow sender (slowloris) and an idle keep-alive
+/// connection. ingress-nginx keeps idle connections 75 s, longer than the 60 s idle timeout of
+/// common cloud load balancers, so that the balancer, not the proxy, closes them first.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Request line and headers together, as ingress-nginx's `large-client-header-buffers`
+/// (4 × 8k); larger gets 431.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Concurrent streams per HTTP/2 connection (nginx's `http2_max_concurrent_streams`).
+const MAX_CONCURRENT_STREAMS: u32 = 128;
 
 pub fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30));
+        .keep_alive_interval(Duration::from_secs(30))
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     builder
 }
 

@@ -12,6 +12,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use crate::apply::Shared;
 use crate::normalize::normalize_host;
 
+/// Resumable sessions kept (about 40k in nginx's 10 MB cache; entries here are larger).
+const SESSION_CACHE_ENTRIES: usize = 20_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot generate the self-signed default certificate: {0}")]
@@ -65,5 +68,8 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver { shared, fallback }));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Session resumption by ID, like ingress-nginx's `ssl_session_cache shared:SSL:10m`
+    // (tickets stay off, as ingress-nginx's `ssl-session-tickets` default).
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
     Ok(Arc::new(config))
 }

@@ -94,6 +94,21 @@ fn curl_https(port: u16, ca: &Path, host: &str, path: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A request whose headers exceed the proxy's limit; returns the raw response.
+fn oversized_request(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let filler = "a".repeat(40 * 1024);
+    let _ = write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: plain.example\r\nX-Filler: {filler}\r\nConnection: close\r\n\r\n"
+    );
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_hosts_redirect_send_hsts_and_answer_acme_challenges_first() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -169,6 +184,15 @@ async fn tls_hosts_redirect_send_hsts_and_answer_acme_challenges_first() {
             .body
             .starts_with("web: GET /.well-known/acme-challenge/unknown")
     );
+
+    // Headers beyond ingress-nginx's 4 × 8k buffers are refused, and nothing else suffers.
+    let big = tokio::task::spawn_blocking({
+        let addr = http_addr.clone();
+        move || oversized_request(&addr)
+    })
+    .await
+    .expect("join");
+    assert!(big.starts_with("HTTP/1.1 431 "), "{big}");
 
     // A host without TLS is served over plain HTTP, without HSTS.
     let plain = get("plain.example", "/x").await;
