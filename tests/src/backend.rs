@@ -64,7 +64,12 @@ pub async fn serve(name: &'static str, listener: TcpListener) {
 
 /// Starts a backend on a free 127.0.0.1 port on the current runtime; returns the port.
 pub async fn spawn(name: &'static str) -> std::io::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    spawn_on(std::net::Ipv4Addr::LOCALHOST.into(), name).await
+}
+
+/// Starts a backend on a free port of `ip` on the current runtime; returns the port.
+pub async fn spawn_on(ip: std::net::IpAddr, name: &'static str) -> std::io::Result<u16> {
+    let listener = TcpListener::bind((ip, 0)).await?;
     let port = listener.local_addr()?.port();
     tokio::spawn(serve(name, listener));
     Ok(port)

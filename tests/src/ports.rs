@@ -28,3 +28,14 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
         })
         .collect()
 }
+
+/// This machine's own non-loopback IPv4 address (the one its default route leaves from), for
+/// backends that an EndpointSlice must name: the apiserver refuses loopback endpoint addresses.
+/// `None` on a machine without one.
+pub fn host_address() -> Option<std::net::IpAddr> {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // A UDP connect sends nothing; it only picks the route and with it the source address.
+    probe.connect("203.0.113.1:9").ok()?;
+    let ip = probe.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
