@@ -89,7 +89,8 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "NAMESPACE")]
     pub watch_namespace: Option<String>,
 
-    /// The controller ConfigMap (NS/NAME). Accepted; its settings are not applied yet.
+    /// The controller ConfigMap (NS/NAME): ingress-nginx's global settings (ssl-redirect, hsts*,
+    /// disable-access-log, proxy-read-timeout), watched and applied live.
     #[arg(long, global = true, value_name = "NS/NAME", value_parser = parse_key)]
     pub configmap: Option<ObjectKey>,
 
@@ -114,9 +115,10 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "ADDR")]
     pub publish_address: Option<String>,
 
-    /// Serve the Ingresses, IngressClasses, Services, EndpointSlices and Secrets in this folder's
-    /// *.yaml, *.yml and *.json files instead of a cluster; changes apply live. Objects without a
-    /// namespace are in `default`; file order then namespace/name stands in for creationTimestamp.
+    /// Serve the Ingresses, IngressClasses, Services, EndpointSlices, Secrets and ConfigMaps in
+    /// this folder's *.yaml, *.yml and *.json files instead of a cluster; changes apply live.
+    /// Objects without a namespace are in `default`; file order then namespace/name stands in
+    /// for creationTimestamp.
     #[arg(long, global = true, value_name = "DIR")]
     pub manifests: Option<PathBuf>,
 
