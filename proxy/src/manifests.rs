@@ -53,31 +53,53 @@ pub struct Parsed {
 pub fn parse(files: &[ManifestFile]) -> Parsed {
     let mut parsed = Parsed::default();
     for (index, file) in files.iter().enumerate() {
-        let documents: Vec<String> = if file.name.ends_with(".json") {
-            vec![file.contents.clone()]
-        } else {
-            split_documents(&file.contents)
-        };
-        for (doc_index, text) in documents.iter().enumerate() {
-            let mut reader = DocReader {
-                parsed: &mut parsed,
-                file: &file.name,
-                document: doc_index + 1,
-                file_index: index,
-            };
-            let value = if file.name.ends_with(".json") {
-                serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
-            } else {
-                serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string())
-            };
-            match value {
-                Ok(Value::Null) => {}
-                Ok(value) => reader.object(value, None),
-                Err(message) => reader.error(format!("not valid YAML/JSON: {message}")),
-            }
-        }
+        parse_file_into(&mut parsed, file, index);
     }
     parsed
+}
+
+/// One file on its own, as the `index`-th file of its folder (its objects' stand-in age).
+/// Merging such results in file order with [`Parsed::merge`] equals [`parse`] of all files.
+pub fn parse_file(file: &ManifestFile, index: usize) -> Parsed {
+    let mut parsed = Parsed::default();
+    parse_file_into(&mut parsed, file, index);
+    parsed
+}
+
+fn parse_file_into(parsed: &mut Parsed, file: &ManifestFile, index: usize) {
+    let documents: Vec<String> = if file.name.ends_with(".json") {
+        vec![file.contents.clone()]
+    } else {
+        split_documents(&file.contents)
+    };
+    for (doc_index, text) in documents.iter().enumerate() {
+        let mut reader = DocReader {
+            parsed,
+            file: &file.name,
+            document: doc_index + 1,
+            file_index: index,
+        };
+        let value = if file.name.ends_with(".json") {
+            serde_json::from_str::<Value>(text).map_err(|e| e.to_string())
+        } else {
+            serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string())
+        };
+        match value {
+            Ok(Value::Null) => {}
+            Ok(value) => reader.object(value, None),
+            Err(message) => reader.error(format!("not valid YAML/JSON: {message}")),
+        }
+    }
+}
+
+impl Parsed {
+    /// Adds a later file's objects (which win over earlier ones of the same key, as in
+    /// [`parse`]), errors and counts.
+    pub fn merge(&mut self, later: &Parsed) {
+        self.snapshot.extend_from(&later.snapshot);
+        self.errors.extend(later.errors.iter().cloned());
+        self.ignored += later.ignored;
+    }
 }
 
 /// Splits YAML text at `---` document markers (and drops `...` end markers), so that a syntax
@@ -369,6 +391,35 @@ mod tests {
             .map(|k| k.to_string())
             .collect();
         assert_eq!(names, ["default/a", "default/c", "default/d", "n/b"]);
+    }
+
+    #[test]
+    fn files_parsed_one_by_one_and_merged_equal_one_parse() {
+        let files = [
+            file("1.yaml", &format!("{SERVICE}---\nkind: Nonsense\n")),
+            file(
+                "2.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata: {name: web, labels: {v: \"2\"}}\n",
+            ),
+            file(
+                "3.json",
+                r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"other"}}"#,
+            ),
+        ];
+        let whole = parse(&files);
+        let mut merged = Parsed::default();
+        for (i, f) in files.iter().enumerate() {
+            merged.merge(&parse_file(f, i));
+        }
+        assert_eq!(merged.errors, whole.errors);
+        assert_eq!(merged.ignored, whole.ignored);
+        assert_eq!(
+            format!("{:?}", merged.snapshot.services),
+            format!("{:?}", whole.snapshot.services)
+        );
+        // The later file's Service of the same name wins, in both.
+        let web = &merged.snapshot.services[&ObjectKey::new("default", "web")];
+        assert!(web.metadata.labels.is_some());
     }
 
     #[test]

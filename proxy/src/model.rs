@@ -64,6 +64,19 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Adds `other`'s objects; on the same key, `other`'s wins.
+    pub fn extend_from(&mut self, other: &Snapshot) {
+        fn extend<K: Ord + Clone, V>(to: &mut BTreeMap<K, Arc<V>>, from: &BTreeMap<K, Arc<V>>) {
+            to.extend(from.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        extend(&mut self.ingresses, &other.ingresses);
+        extend(&mut self.ingress_classes, &other.ingress_classes);
+        extend(&mut self.services, &other.services);
+        extend(&mut self.endpoint_slices, &other.endpoint_slices);
+        extend(&mut self.secrets, &other.secrets);
+        extend(&mut self.config_maps, &other.config_maps);
+    }
+
     pub fn object_count(&self) -> usize {
         self.ingresses.len()
             + self.ingress_classes.len()

@@ -73,16 +73,16 @@ impl Route {
 
 #[derive(Debug)]
 pub enum Target {
-    Upstream(Upstream),
+    /// Shared by every route to the same Service port, as one nginx upstream is: the
+    /// round-robin position is per Service port, not per path.
+    Upstream(Arc<Upstream>),
     /// Answered by the proxy itself (default backend 404, unusable backends 503).
     Respond {
         status: StatusCode,
         body: &'static str,
     },
     /// An ACME HTTP-01 key authorization (`200 text/plain`), answered before any redirect.
-    Answer {
-        body: Bytes,
-    },
+    Answer { body: Bytes },
 }
 
 /// How the proxy talks to an upstream: set by the Service port's `appProtocol`.

@@ -15,7 +15,7 @@ use crate::routes::{Upstream, UpstreamProtocol};
 
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BackendError {
     #[error("Service {0} not found")]
     ServiceNotFound(ObjectKey),
@@ -78,7 +78,7 @@ impl<'a> EndpointIndex<'a> {
 }
 
 /// Which port of the Service a backend names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PortRef {
     Number(i32),
     Name(String),

@@ -22,7 +22,8 @@ use switchyard_crds::challenge::{
 
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
-    CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, not_found_route,
+    CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, Upstream,
+    not_found_route,
 };
 
 pub use backend::BackendError;
@@ -126,10 +127,26 @@ impl HostBuilder {
 struct Compiler<'a> {
     snapshot: &'a Snapshot,
     endpoints: backend::EndpointIndex<'a>,
+    /// Each Service port resolved once per compile, shared by every route to it.
+    upstreams: HashMap<(ObjectKey, Option<backend::PortRef>), Result<Arc<Upstream>, BackendError>>,
     problems: Vec<Problem>,
 }
 
 impl Compiler<'_> {
+    fn upstream(
+        &mut self,
+        key: ObjectKey,
+        port: Option<backend::PortRef>,
+    ) -> Result<Arc<Upstream>, BackendError> {
+        let (snapshot, endpoints) = (self.snapshot, &self.endpoints);
+        self.upstreams
+            .entry((key, port))
+            .or_insert_with_key(|(key, port)| {
+                backend::resolve(snapshot, endpoints, key, port.clone()).map(Arc::new)
+            })
+            .clone()
+    }
+
     fn problem(
         &mut self,
         kind: &'static str,
@@ -205,7 +222,7 @@ impl Compiler<'_> {
             (Some(service), None) => {
                 let key = ObjectKey::new(ingress.namespace.clone(), service.name.clone());
                 let port = backend::PortRef::from_backend(service.port.as_ref());
-                match backend::resolve(self.snapshot, &self.endpoints, &key, port) {
+                match self.upstream(key, port) {
                     Ok(upstream) => route(service.name.clone(), Target::Upstream(upstream)),
                     Err(err) => {
                         self.problem(
@@ -251,6 +268,7 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
     let mut c = Compiler {
         snapshot,
         endpoints: backend::EndpointIndex::new(snapshot),
+        upstreams: HashMap::new(),
         problems: Vec::new(),
     };
 
@@ -527,7 +545,7 @@ fn controller_default(c: &mut Compiler<'_>, opts: &CompileOptions) -> Arc<Route>
             None,
             "",
             key.name.clone(),
-            Target::Upstream(upstream),
+            Target::Upstream(Arc::new(upstream)),
         )),
         Err(err) => {
             let message =
