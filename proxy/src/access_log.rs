@@ -43,6 +43,8 @@ pub struct Entry {
     pub user_agent: Option<HeaderValue>,
     pub request_id: Option<HeaderValue>,
     pub route: Arc<Route>,
+    /// The request went to the route's canary.
+    pub canary: bool,
     pub upstream_addr: Option<Authority>,
     pub upstream_status: Option<u16>,
     pub upstream_response_time: Option<Duration>,
@@ -129,10 +131,11 @@ pub fn text_line(e: &Entry, out: &mut String) {
     push_header(out, e.user_agent.as_ref());
     let _ = write!(
         out,
-        "\" {} {:.3} [{}] [] ",
+        "\" {} {:.3} [{}] [{}] ",
         e.request_length,
         e.request_time.as_secs_f64(),
-        upstream_name(&e.route)
+        upstream_name(&e.route),
+        alternative_name(e)
     );
     match &e.upstream_addr {
         Some(addr) => {
@@ -179,6 +182,7 @@ pub fn json_line(e: &Entry, out: &mut String) {
         "ingress": ingress.map(|i| i.name.as_str()),
         "service": (!e.route.service.is_empty()).then_some(e.route.service.as_str()),
         "path": (!e.route.path.is_empty()).then_some(e.route.path.as_str()),
+        "canary": (e.canary).then(|| alternative_name(e)),
         "upstream_addr": e.upstream_addr.as_ref().map(|a| a.as_str()),
         "upstream_status": e.upstream_status,
         "upstream_response_time": e.upstream_response_time.map(|t| t.as_secs_f64()),
@@ -197,6 +201,14 @@ fn upstream_name(route: &Route) -> String {
             format!("{}-{}", ingress.namespace, route.service)
         }
         _ => "upstream-default-backend".to_owned(),
+    }
+}
+
+/// ingress-nginx's `$proxy_alternative_upstream_name`: the canary's, when it served.
+fn alternative_name(e: &Entry) -> &str {
+    match (&e.route.canary, e.canary) {
+        (Some(canary), true) => &canary.label,
+        _ => "",
     }
 }
 
@@ -250,6 +262,7 @@ mod tests {
                     body: "",
                 },
             )),
+            canary: false,
             upstream_addr: Some(Authority::from_static("10.1.2.3:8080")),
             upstream_status: Some(200),
             upstream_response_time: Some(Duration::from_millis(2)),

@@ -90,6 +90,11 @@ fn apply(
                 .series
                 .get_or_init(|| shared.metrics.requests.route(&labels));
         }
+        if let (Some(canary), Some(labels)) = (&route.canary, route.canary_metric_labels()) {
+            let _ = canary
+                .series
+                .get_or_init(|| shared.metrics.requests.route(&labels));
+        }
     }
     let table = Arc::new(table);
     shared.table.store(table.clone());

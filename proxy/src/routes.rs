@@ -2,7 +2,7 @@
 //! a wildcard), then the host's exact paths and its prefix paths sorted longest first.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use http::uri::Authority;
 use http::{HeaderValue, StatusCode};
 use rustls::sign::CertifiedKey;
 
+use crate::compile::canary::CanaryPolicy;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::ObjectKey;
 
@@ -44,6 +45,52 @@ pub struct Route {
     pub target: Target,
     /// This route's request metrics, attached when its table is swapped in.
     pub series: OnceLock<Arc<RouteSeries>>,
+    /// A canary Ingress attached to this host + path + pathType.
+    pub canary: Option<Box<Canary>>,
+}
+
+/// The other side of a route while a canary Ingress exists for it.
+#[derive(Debug)]
+pub struct Canary {
+    pub ingress: ObjectKey,
+    pub target: Target,
+    pub policy: CanaryPolicy,
+    /// The `canary` metrics label of requests it serves: `<namespace>-<service>-<port>`, as
+    /// ingress-nginx names the alternative upstream.
+    pub label: String,
+    /// Counts weighted decisions, for an exact, evenly spread split without a lock.
+    decisions: AtomicU64,
+    pub series: OnceLock<Arc<RouteSeries>>,
+}
+
+impl Canary {
+    pub fn new(ingress: ObjectKey, target: Target, policy: CanaryPolicy, label: String) -> Self {
+        Self {
+            ingress,
+            target,
+            policy,
+            label,
+            decisions: AtomicU64::new(0),
+            series: OnceLock::new(),
+        }
+    }
+
+    /// Whether the next request the weight decides goes to the canary.
+    pub fn next_weighted(&self) -> bool {
+        let n = self.decisions.fetch_add(1, Ordering::Relaxed);
+        self.policy.weighted_to_canary(n)
+    }
+}
+
+impl Target {
+    /// Whether requests sent here can reach an endpoint at all.
+    pub fn has_endpoints(&self) -> bool {
+        match self {
+            Target::Upstream(upstream) => !upstream.endpoints.is_empty(),
+            Target::Respond { .. } => false,
+            Target::Answer { .. } => true,
+        }
+    }
 }
 
 impl Route {
@@ -54,7 +101,17 @@ impl Route {
             service,
             target,
             series: OnceLock::new(),
+            canary: None,
         }
+    }
+
+    /// The metrics labels of requests this route sends to its canary: the route's own, with
+    /// `canary` set, as ingress-nginx labels them.
+    pub fn canary_metric_labels(&self) -> Option<RouteLabels> {
+        let canary = self.canary.as_ref()?;
+        let mut labels = self.metric_labels()?;
+        labels.canary = canary.label.clone();
+        Some(labels)
     }
 
     /// The metrics labels this route fixes; `None` for the controller's own default backend,

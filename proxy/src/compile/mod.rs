@@ -2,6 +2,7 @@
 //! DESIGN.md is a unit test here.
 
 mod backend;
+pub mod canary;
 mod class;
 pub mod config;
 mod tls;
@@ -22,7 +23,7 @@ use switchyard_crds::challenge::{
 
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
-    CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, Upstream,
+    Canary, CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, Upstream,
     not_found_route,
 };
 
@@ -291,11 +292,15 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
     });
 
     let mut hosts: HashMap<HostKey, HostBuilder> = HashMap::new();
-    let mut seen: HashMap<(HostKey, String, PathKind), ObjectKey> = HashMap::new();
+    let mut seen: HashMap<RouteKey, ObjectKey> = HashMap::new();
     let mut catch_all: Option<(Arc<Route>, ObjectKey)> = None;
     let mut served_count = 0;
+    let (mut canaries, canary_ingresses) = canaries(&mut c, &served);
 
     for &(key, ingress) in &served {
+        if canary_ingresses.contains(key) {
+            continue;
+        }
         let Some(spec) = ingress.spec.as_ref() else {
             c.problem(
                 INGRESS,
@@ -404,9 +409,14 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
                     ))),
                     None => c.backend_route(key, path, &p.backend),
                 };
-                let Some(route) = route else {
+                let Some(mut route) = route else {
                     continue;
                 };
+                if let Some(canary) = canaries.remove(&conflict)
+                    && let Some(unique) = Arc::get_mut(&mut route)
+                {
+                    unique.canary = Some(Box::new(canary.canary));
+                }
                 seen.insert(conflict, key.clone());
                 hosts
                     .entry(host.clone())
@@ -436,6 +446,19 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
         }
     }
 
+    for ((host, path, kind), unattached) in canaries {
+        let message = format!(
+            "canary for host {} path {path} ({kind:?}) has no non-canary Ingress with the same host, path and pathType; it serves nothing",
+            host.describe()
+        );
+        c.problem(
+            INGRESS,
+            &unattached.canary.ingress,
+            Severity::Warning,
+            "CanaryWithoutMainIngress",
+            message,
+        );
+    }
     let controller_default = controller_default(&mut c, opts);
     let (certs, tls_hosts) = certificates(&mut c, &served, opts);
     let settings = controller_config(&mut c, opts);
@@ -474,6 +497,104 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
         served_ingresses: served_count,
     };
     (table, dedup(c.problems))
+}
+
+/// A route's identity: host, path and pathType.
+type RouteKey = (HostKey, String, PathKind);
+
+struct PendingCanary {
+    canary: Canary,
+}
+
+/// The canary Ingresses among `served` (oldest first): their routes by host + path + pathType,
+/// waiting for the non-canary route they attach to, and the set of canary Ingresses (which are
+/// never routes of their own).
+fn canaries(
+    c: &mut Compiler<'_>,
+    served: &[(&ObjectKey, &Ingress)],
+) -> (HashMap<RouteKey, PendingCanary>, HashSet<ObjectKey>) {
+    let mut pending = HashMap::new();
+    let mut canary_ingresses = HashSet::new();
+    for &(key, ingress) in served {
+        let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
+        let (parsed, problems) = canary::parse(&annotations);
+        let canary::Parsed::Canary(policy) = parsed else {
+            continue;
+        };
+        canary_ingresses.insert(key.clone());
+        for (annotation, why) in problems {
+            let message = format!("{annotation}: {why}");
+            c.problem(
+                INGRESS,
+                key,
+                Severity::Warning,
+                "InvalidAnnotation",
+                message,
+            );
+        }
+        let rules = ingress
+            .spec
+            .as_ref()
+            .and_then(|s| s.rules.as_deref())
+            .unwrap_or(&[]);
+        for rule in rules {
+            let Ok(host) = HostKey::parse(rule.host.as_deref()) else {
+                continue;
+            };
+            let paths = rule
+                .http
+                .as_ref()
+                .map(|h| h.paths.as_slice())
+                .unwrap_or(&[]);
+            for p in paths {
+                let Some(kind) = PathKind::parse(&p.path_type) else {
+                    continue;
+                };
+                let path = match p.path.as_deref() {
+                    None | Some("") if kind == PathKind::ImplementationSpecific => "/",
+                    Some(path) if path.starts_with('/') => path,
+                    _ => continue,
+                };
+                let Some(route) = c.backend_route(key, path, &p.backend) else {
+                    continue;
+                };
+                let Ok(route) = Arc::try_unwrap(route) else {
+                    continue;
+                };
+                let port = p
+                    .backend
+                    .service
+                    .as_ref()
+                    .and_then(|s| s.port.as_ref())
+                    .map(|port| match (&port.name, port.number) {
+                        (Some(name), _) if !name.is_empty() => name.clone(),
+                        (_, Some(n)) => n.to_string(),
+                        _ => String::new(),
+                    })
+                    .unwrap_or_default();
+                let label = format!("{}-{}-{port}", key.namespace, route.service);
+                let slot = (host.clone(), path.to_owned(), kind);
+                if let Some(older) = pending
+                    .get(&slot)
+                    .map(|p: &PendingCanary| p.canary.ingress.clone())
+                {
+                    let message = format!(
+                        "host {} path {path} already has the canary of the older Ingress {older}; one canary per route, this one is ignored",
+                        host.describe()
+                    );
+                    c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
+                    continue;
+                }
+                pending.insert(
+                    slot,
+                    PendingCanary {
+                        canary: Canary::new(key.clone(), route.target, policy.clone(), label),
+                    },
+                );
+            }
+        }
+    }
+    (pending, canary_ingresses)
 }
 
 /// The `--configmap` settings; the defaults when there is none, or it is missing (reported).

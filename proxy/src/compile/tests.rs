@@ -520,3 +520,96 @@ fn indent(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+fn canary_ingress(name: &str, host: &str, path: &str, svc: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  annotations: {{nginx.ingress.kubernetes.io/canary: \"true\", {annotations}}}\nspec:\n  ingressClassName: switchyard\n  rules:\n  - host: {host}\n    http: {{paths: [{{path: \"{path}\", pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}]}}\n---\n"
+    )
+}
+
+#[test]
+fn a_canary_attaches_to_the_route_with_the_same_host_path_and_type() {
+    let main = ingress(
+        "shop",
+        Some("shop.example"),
+        &[("/", "Prefix", "v1"), ("/api", "Prefix", "api")],
+    );
+    let canary = canary_ingress(
+        "shop-canary",
+        "shop.example",
+        "/",
+        "v2",
+        "nginx.ingress.kubernetes.io/canary-weight: \"10\"",
+    );
+    let (table, problems) = build(&[CLASS, &services(&["v1", "v2", "api"]), &main, &canary]);
+    assert!(
+        problems.iter().all(|p| p.severity == Severity::Info),
+        "{problems:?}"
+    );
+    let (_, root) = table.route("shop.example", "/");
+    let attached = root.canary.as_ref().map(|c| {
+        let service = match &c.target {
+            Target::Upstream(u) => u.service.name.clone(),
+            _ => String::new(),
+        };
+        (
+            c.ingress.name.clone(),
+            service,
+            c.policy.weight,
+            c.label.clone(),
+        )
+    });
+    assert_eq!(
+        attached,
+        Some((
+            "shop-canary".into(),
+            "v2".into(),
+            10,
+            "default-v2-80".into()
+        ))
+    );
+    // Only that route: /api keeps no canary (ingress-nginx would split every route of v1).
+    assert!(table.route("shop.example", "/api").1.canary.is_none());
+    // The canary Ingress is never a route of its own.
+    assert_eq!(hit(&table, "shop.example", "/"), "v1");
+}
+
+#[test]
+fn a_canary_without_its_main_ingress_serves_nothing_and_says_so() {
+    let canary = canary_ingress(
+        "lonely",
+        "lonely.example",
+        "/",
+        "v2",
+        "nginx.ingress.kubernetes.io/canary-weight: \"50\"",
+    );
+    let (table, problems) = build(&[CLASS, &services(&["v2"]), &canary]);
+    let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
+    assert_eq!(reasons, ["CanaryWithoutMainIngress"]);
+    assert_eq!(hit(&table, "lonely.example", "/"), "404");
+}
+
+#[test]
+fn invalid_canary_annotations_are_reported() {
+    let main = ingress("shop", Some("shop.example"), &[("/", "Prefix", "v1")]);
+    let canary = canary_ingress(
+        "c",
+        "shop.example",
+        "/",
+        "v2",
+        "nginx.ingress.kubernetes.io/canary-weight: \"lots\"",
+    );
+    let (table, problems) = build(&[CLASS, &services(&["v1", "v2"]), &main, &canary]);
+    let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
+    assert_eq!(reasons, ["InvalidAnnotation"]);
+    assert!(problems[0].message.contains("canary-weight"));
+    assert_eq!(
+        table
+            .route("shop.example", "/")
+            .1
+            .canary
+            .as_ref()
+            .map(|c| c.policy.weight),
+        Some(0)
+    );
+}

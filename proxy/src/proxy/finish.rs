@@ -57,6 +57,8 @@ pub struct Finish {
     pub access_log: Option<AccessLog>,
     pub log: Option<LogFields>,
     pub route: Arc<Route>,
+    /// The request went to the route's canary.
+    pub canary: bool,
     pub host: Arc<str>,
     pub method: &'static str,
     pub status: u16,
@@ -73,14 +75,22 @@ impl Finish {
         let now = Instant::now();
         let request_time = now.duration_since(self.started);
         let upstream_response_time = self.upstream.sent_at.map(|t| now.duration_since(t));
-        let series = match self.route.series.get() {
+        let cached = match (&self.route.canary, self.canary) {
+            (Some(canary), true) => canary.series.get(),
+            _ => self.route.series.get(),
+        };
+        let series = match cached {
             Some(series) => Some(series.clone()),
             // Only routes of a table that was never swapped in (none in practice) or the
             // controller's own 404, which has no Ingress to count against.
-            None => self
-                .route
-                .metric_labels()
-                .map(|labels| self.shared.metrics.requests.route(&labels)),
+            None => {
+                let labels = if self.canary {
+                    self.route.canary_metric_labels()
+                } else {
+                    self.route.metric_labels()
+                };
+                labels.map(|labels| self.shared.metrics.requests.route(&labels))
+            }
         };
         if let Some(series) = series {
             series
@@ -109,6 +119,7 @@ impl Finish {
                 user_agent: fields.user_agent,
                 request_id: self.request_id,
                 route: self.route,
+                canary: self.canary,
                 upstream_addr: self.upstream.addr,
                 upstream_status: self.upstream.status,
                 upstream_response_time,

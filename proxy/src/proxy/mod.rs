@@ -26,8 +26,9 @@ use hyper_util::rt::TokioIo;
 
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
+use crate::compile::canary::{Decision, cookie_value};
 use crate::normalize::{normalize_host, normalize_path};
-use crate::routes::{HostRoutes, Target, Upstream};
+use crate::routes::{Canary, HostRoutes, Target, Upstream};
 
 use clients::{Chosen, Clients};
 
@@ -133,10 +134,17 @@ impl Proxy {
         let mut upstream = UpstreamOutcome::default();
         let mut request_id = None;
 
+        let canary = route
+            .canary
+            .as_deref()
+            .filter(|canary| to_canary(canary, &route.target, req.headers()));
+        let to_canary = canary.is_some();
+        let target = canary.map_or(&route.target, |canary| &canary.target);
+
         let mut response = if redirect_to_https {
             redirect_https(host_routes, raw_host, req.uri())
         } else {
-            match &route.target {
+            match target {
                 Target::Respond { status, body } => local(*status, body),
                 Target::Answer { body } => answer(body.clone()),
                 Target::Upstream(target) => {
@@ -173,6 +181,7 @@ impl Proxy {
             access_log: access_log.cloned(),
             log,
             route,
+            canary: to_canary,
             host: host_label,
             method,
             status,
@@ -278,6 +287,32 @@ impl Proxy {
             }
         }
         local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+    }
+}
+
+/// ingress-nginx's order: header, then cookie, then weight. A side without endpoints never gets
+/// a request the other side could serve (a canary whose pods are all gone must not turn into
+/// 503s).
+fn to_canary(canary: &Canary, main: &Target, headers: &HeaderMap) -> bool {
+    let decision = canary.policy.decide(
+        |name| headers.get(name).map(HeaderValue::as_bytes),
+        |name| {
+            headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| cookie_value(v, name))
+        },
+    );
+    let wanted = match decision {
+        Decision::Canary => true,
+        Decision::Main => false,
+        Decision::Weight => canary.next_weighted(),
+    };
+    match (wanted, canary.target.has_endpoints(), main.has_endpoints()) {
+        (true, false, true) => false,
+        (false, true, false) => true,
+        _ => wanted,
     }
 }
 
