@@ -23,7 +23,7 @@ up)
   # and nothing is compiled twice.
   (cd "$root" && cargo build --quiet --locked -p switchyard-proxy -p switchyard-operator -p switchyard-tests --bins)
   rm -f "$state/cluster.ready"
-  SWITCHYARD_BIN_DIR="$bin_dir" setsid nohup "$root/target/debug/switchyard-cluster" run \
+  SWITCHYARD_BIN_DIR="$bin_dir" setsid nohup "${CARGO_TARGET_DIR:-$root/target}/debug/switchyard-cluster" run \
     --state-dir "$state" >"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 1 600); do

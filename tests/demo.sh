@@ -32,7 +32,7 @@ bin_dir=$(tests/setup.sh)
 export SWITCHYARD_BIN_DIR="$bin_dir"
 export PATH="$bin_dir:$PATH"
 cargo build --quiet --locked -p switchyard-proxy -p switchyard-operator -p switchyard-tests --bins
-target="$root/target/debug"
+target="${CARGO_TARGET_DIR:-$root/target}/debug"
 
 state="$root/.switchyard/demo"
 rm -rf "$state"

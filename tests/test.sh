@@ -38,7 +38,7 @@ helm template switchyard charts/switchyard --namespace switchyard-system \
 state="$root/.switchyard/test"
 mkdir -p "$state"
 step "start the local control plane (state in $state)"
-setsid "$root/target/debug/switchyard-cluster" run --state-dir "$state" >"$state/cluster.log" 2>&1 </dev/null &
+setsid "${CARGO_TARGET_DIR:-$root/target}/debug/switchyard-cluster" run --state-dir "$state" >"$state/cluster.log" 2>&1 </dev/null &
 cluster_pid=$!
 stop_cluster() {
   if kill -0 "$cluster_pid" 2>/dev/null; then
