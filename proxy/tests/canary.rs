@@ -50,7 +50,7 @@ async fn split(port: u16, n: usize, extra: &str) -> (usize, usize, usize) {
     for _ in 0..n {
         let reply = request(
             port,
-            &format!("GET / HTTP/1.1\r\nHost: shop.test\r\n{extra}Connection: close\r\n\r\n"),
+            &format!("GET / HTTP/1.1\r\nHost: shop.test\r\n{extra}"),
         )
         .await;
         match (reply.status, reply.body.lines().next()) {
