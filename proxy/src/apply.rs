@@ -9,7 +9,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::compile::{self, CompileOptions, compile};
+use crate::compile::{self, CertCache, CompileOptions, compile_cached};
 use crate::metrics::Metrics;
 use crate::model::{Problem, Severity, Snapshot};
 use crate::publish::{Compiled, CompiledSender};
@@ -40,25 +40,45 @@ impl Shared {
 
 /// Receives snapshots (the latest wins; intermediate ones are skipped) and swaps in tables until
 /// the sender is gone. Each outcome goes to `compiled` for Events and status (nobody listens
-/// in `--manifests` mode).
+/// in `--manifests` mode). Compiling takes a while for large configurations, so it runs on a
+/// blocking thread: the runtime's workers keep serving requests meanwhile.
 pub async fn run(
     shared: Arc<Shared>,
     options: CompileOptions,
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     compiled: CompiledSender,
 ) {
-    let mut reported: HashSet<Problem> = HashSet::new();
+    let options = Arc::new(options);
+    let mut state = (HashSet::<Problem>::new(), CertCache::default());
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         if let Some(snapshot) = snapshot {
-            let problems;
-            (reported, problems) = apply(&shared, &options, &snapshot, reported);
-            let ours = compile::ours(&snapshot, &options);
-            compiled.send_replace(Some(Arc::new(Compiled {
-                snapshot,
-                problems,
-                ours,
-            })));
+            let (reported, certs) = std::mem::take(&mut state);
+            let (shared, options, for_compile) =
+                (shared.clone(), options.clone(), snapshot.clone());
+            let outcome = tokio::task::spawn_blocking(move || {
+                let (reported, problems, certs) =
+                    apply(&shared, &options, &for_compile, reported, &certs);
+                let ours = compile::ours(&for_compile, &options);
+                (reported, problems, certs, ours)
+            })
+            .await;
+            match outcome {
+                Ok((reported, problems, certs, ours)) => {
+                    state = (reported, certs);
+                    compiled.send_replace(Some(Arc::new(Compiled {
+                        snapshot,
+                        problems,
+                        ours,
+                    })));
+                }
+                // A bug in compile: keep serving the current table, try again on the next change.
+                Err(err) => {
+                    tracing::error!(
+                        "compiling the route table failed, the current one stays: {err}"
+                    );
+                }
+            }
         }
         if snapshots.changed().await.is_err() {
             return;
@@ -73,9 +93,10 @@ fn apply(
     options: &CompileOptions,
     snapshot: &Snapshot,
     previously: HashSet<Problem>,
-) -> (HashSet<Problem>, Vec<Problem>) {
+    certs: &CertCache,
+) -> (HashSet<Problem>, Vec<Problem>, CertCache) {
     let started = Instant::now();
-    let (table, problems) = compile(snapshot, options);
+    let (table, problems, next_certs) = compile_cached(snapshot, options, certs);
     let elapsed = started.elapsed();
     let (hosts, paths, served, certs) = (
         table.host_count(),
@@ -130,7 +151,7 @@ fn apply(
         compile_us = elapsed.as_micros() as u64,
         "route table swapped in"
     );
-    (current, problems)
+    (current, problems, next_certs)
 }
 
 fn log_problem(p: &Problem) {

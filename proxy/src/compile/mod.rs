@@ -29,6 +29,7 @@ use crate::routes::{
 
 pub use backend::BackendError;
 pub use class::{DEFAULT_CLASS_ANNOTATION, LEGACY_CLASS_ANNOTATION};
+pub use tls::CertCache;
 
 /// The flags that change what compile produces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +129,8 @@ impl HostBuilder {
 struct Compiler<'a> {
     snapshot: &'a Snapshot,
     endpoints: backend::EndpointIndex<'a>,
+    certs_before: &'a CertCache,
+    certs_after: CertCache,
     /// Each Service port resolved once per compile, shared by every route to it.
     upstreams: HashMap<(ObjectKey, Option<backend::PortRef>), Result<Arc<Upstream>, BackendError>>,
     problems: Vec<Problem>,
@@ -266,10 +269,23 @@ pub fn ours(snapshot: &Snapshot, opts: &CompileOptions) -> BTreeSet<ObjectKey> {
 
 /// Compiles a snapshot into a route table and the problems found, per object.
 pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<Problem>) {
+    let (table, problems, _) = compile_cached(snapshot, opts, &CertCache::default());
+    (table, problems)
+}
+
+/// [`compile`], reusing the certificates an earlier compile parsed; returns the cache for the
+/// next one.
+pub fn compile_cached(
+    snapshot: &Snapshot,
+    opts: &CompileOptions,
+    certs: &CertCache,
+) -> (RouteTable, Vec<Problem>, CertCache) {
     let mut c = Compiler {
         snapshot,
         endpoints: backend::EndpointIndex::new(snapshot),
         upstreams: HashMap::new(),
+        certs_before: certs,
+        certs_after: CertCache::default(),
         problems: Vec::new(),
     };
 
@@ -496,7 +512,7 @@ pub fn compile(snapshot: &Snapshot, opts: &CompileOptions) -> (RouteTable, Vec<P
         upstream_timeout: settings.upstream_timeout,
         served_ingresses: served_count,
     };
-    (table, dedup(c.problems))
+    (table, dedup(c.problems), c.certs_after)
 }
 
 /// A route's identity: host, path and pathType.
@@ -713,22 +729,24 @@ fn certificates(
                             c.problem(INGRESS, key, Severity::Warning, "MissingSecret", message);
                             None
                         }
-                        Some(secret) => match tls::certified_key(secret) {
-                            Ok(cert) => Some(cert),
-                            Err(err) => {
-                                let message = format!(
-                                    "TLS Secret {secret_key}: {err}; its hosts get the default certificate"
-                                );
-                                c.problem(
-                                    INGRESS,
-                                    key,
-                                    Severity::Warning,
-                                    "InvalidSecret",
-                                    message,
-                                );
-                                None
+                        Some(secret) => {
+                            match c.certs_before.get(&mut c.certs_after, &secret_key, secret) {
+                                Ok(cert) => Some(cert),
+                                Err(err) => {
+                                    let message = format!(
+                                        "TLS Secret {secret_key}: {err}; its hosts get the default certificate"
+                                    );
+                                    c.problem(
+                                        INGRESS,
+                                        key,
+                                        Severity::Warning,
+                                        "InvalidSecret",
+                                        message,
+                                    );
+                                    None
+                                }
                             }
-                        },
+                        }
                     };
                     parsed.insert(secret_key, cert.clone());
                     cert
@@ -756,7 +774,8 @@ fn certificates(
         }
     }
     if let Some(key) = &opts.default_ssl_certificate {
-        match c.snapshot.secrets.get(key).map(|s| tls::certified_key(s)) {
+        let secret = c.snapshot.secrets.get(key);
+        match secret.map(|s| c.certs_before.get(&mut c.certs_after, key, s)) {
             Some(Ok(cert)) => table.default = Some(cert),
             Some(Err(err)) => {
                 let message = format!(

@@ -613,3 +613,43 @@ fn invalid_canary_annotations_are_reported() {
         Some(0)
     );
 }
+
+#[test]
+fn certificates_are_parsed_again_only_when_their_secret_changes() {
+    let secret_for = |name: &str| {
+        let Ok(cert) = rcgen::generate_simple_self_signed(vec![name.to_owned()]) else {
+            panic!("rcgen failed");
+        };
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: good}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
+            indent(&cert.cert.pem()),
+            indent(&cert.signing_key.serialize_pem())
+        )
+    };
+    let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t}\nspec:\n  ingressClassName: switchyard\n  tls:\n  - {hosts: [secure.example], secretName: good}\n  rules:\n  - host: secure.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n---\n";
+    let first = secret_for("secure.example");
+    let snapshot = snapshot(&[CLASS, &services(&["s"]), &first, ing]);
+    let options = CompileOptions::default();
+    let (one, _, cache) = compile_cached(&snapshot, &options, &CertCache::default());
+    let (two, _, cache) = compile_cached(&snapshot, &options, &cache);
+    let cert = |t: &RouteTable| t.certs.lookup("secure.example").cloned();
+    let (Some(a), Some(b)) = (cert(&one), cert(&two)) else {
+        panic!("no certificate");
+    };
+    assert!(Arc::ptr_eq(&a, &b), "the unchanged Secret was parsed again");
+    assert_eq!(cache.len(), 1);
+
+    let changed = snapshot_with_secret(&secret_for("secure.example"), ing);
+    let (three, _, _) = compile_cached(&changed, &options, &cache);
+    let Some(c) = cert(&three) else {
+        panic!("no certificate");
+    };
+    assert!(
+        !Arc::ptr_eq(&b, &c),
+        "a changed Secret must be parsed again"
+    );
+}
+
+fn snapshot_with_secret(secret: &str, ing: &str) -> Snapshot {
+    snapshot(&[CLASS, &services(&["s"]), secret, ing])
+}

@@ -23,7 +23,7 @@ use crate::model::{ObjectKey, Snapshot};
 use crate::sources::SnapshotSender;
 
 /// Changes arriving within this window are compiled together.
-const DEBOUNCE: Duration = Duration::from_millis(75);
+const DEBOUNCE: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
