@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::StatusCode;
-use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::api::networking::v1::{HTTPIngressPath, Ingress, IngressBackend};
 use rustls::sign::CertifiedKey;
 use switchyard_crds::challenge::{
     self, CHALLENGE_LABEL, CHALLENGE_PREFIX, ChallengeAnswer, ChallengeError, RESPONSE_ANNOTATION,
@@ -372,24 +372,9 @@ pub fn compile_cached(
                 .unwrap_or(&[]);
             let mut claimed = false;
             for p in paths {
-                let Some(kind) = PathKind::parse(&p.path_type) else {
-                    let message = format!(
-                        "host {}: pathType {:?} is not Exact, Prefix or ImplementationSpecific; path skipped",
-                        host.describe(),
-                        p.path_type
-                    );
-                    c.problem(INGRESS, key, Severity::Error, "InvalidPath", message);
-                    continue;
-                };
-                let path = match p.path.as_deref() {
-                    None | Some("") if kind == PathKind::ImplementationSpecific => "/",
-                    Some(path) if path.starts_with('/') => path,
-                    other => {
-                        let message = format!(
-                            "host {}: path {:?} must start with `/`; skipped",
-                            host.describe(),
-                            other.unwrap_or("")
-                        );
+                let (kind, path) = match rule_path(&host, p) {
+                    Ok(parsed) => parsed,
+                    Err(message) => {
                         c.problem(INGRESS, key, Severity::Error, "InvalidPath", message);
                         continue;
                     }
@@ -515,6 +500,26 @@ pub fn compile_cached(
     (table, dedup(c.problems), c.certs_after)
 }
 
+/// A path's type and path (an empty ImplementationSpecific path is `/`), or why it is invalid.
+fn rule_path<'p>(host: &HostKey, p: &'p HTTPIngressPath) -> Result<(PathKind, &'p str), String> {
+    let Some(kind) = PathKind::parse(&p.path_type) else {
+        return Err(format!(
+            "host {}: pathType {:?} is not Exact, Prefix or ImplementationSpecific; path skipped",
+            host.describe(),
+            p.path_type
+        ));
+    };
+    match p.path.as_deref() {
+        None | Some("") if kind == PathKind::ImplementationSpecific => Ok((kind, "/")),
+        Some(path) if path.starts_with('/') => Ok((kind, path)),
+        other => Err(format!(
+            "host {}: path {:?} must start with `/`; skipped",
+            host.describe(),
+            other.unwrap_or("")
+        )),
+    }
+}
+
 /// A route's identity: host, path and pathType.
 type RouteKey = (HostKey, String, PathKind);
 
@@ -563,13 +568,8 @@ fn canaries(
                 .map(|h| h.paths.as_slice())
                 .unwrap_or(&[]);
             for p in paths {
-                let Some(kind) = PathKind::parse(&p.path_type) else {
+                let Ok((kind, path)) = rule_path(&host, p) else {
                     continue;
-                };
-                let path = match p.path.as_deref() {
-                    None | Some("") if kind == PathKind::ImplementationSpecific => "/",
-                    Some(path) if path.starts_with('/') => path,
-                    _ => continue,
                 };
                 let Some(route) = c.backend_route(key, path, &p.backend) else {
                     continue;

@@ -88,15 +88,21 @@ impl Default for Clients {
 /// connection is encrypted, the backend's certificate is not checked. The signature of the
 /// handshake is still verified, so the peer holds the key of the certificate it shows.
 #[derive(Debug)]
-struct AnyServerCertificate {
+pub struct AnyServerCertificate {
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
 }
 
 impl AnyServerCertificate {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self {
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         }
+    }
+}
+
+impl Default for AnyServerCertificate {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

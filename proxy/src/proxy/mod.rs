@@ -33,6 +33,7 @@ use crate::routes::{Canary, HostRoutes, Target, Upstream};
 use clients::{Chosen, Clients};
 
 pub use body::{ObservedBody, ProxyBody};
+pub use clients::AnyServerCertificate;
 pub use headers::strip_hop_by_hop;
 
 use body::ReclaimableBody;
