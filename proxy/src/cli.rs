@@ -134,6 +134,11 @@ pub struct Flags {
     /// Access log format: ingress-nginx's default line, or one JSON object per line.
     #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = crate::access_log::Format::Text)]
     pub access_log_format: crate::access_log::Format,
+
+    /// Serving threads, each with its own event loop and upstream connection pools, like
+    /// nginx's worker processes (default: one per CPU).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub worker_threads: Option<u16>,
 }
 
 impl Flags {

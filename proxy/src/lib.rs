@@ -24,3 +24,4 @@ pub mod run;
 pub mod server;
 pub mod sources;
 pub mod tls;
+pub mod workers;

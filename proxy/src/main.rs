@@ -30,7 +30,11 @@ fn main() -> ExitCode {
     if let Some(Command::Check { files }) = &cli.command {
         return check::run(&cli.flags.compile_options(), files);
     }
+    // This runtime watches the configuration, compiles (on its blocking pool) and serves the
+    // operations endpoints; requests are served by the serving threads' own runtimes.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("control")
         .enable_all()
         .build()
     {

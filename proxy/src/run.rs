@@ -7,16 +7,14 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::apply::{self, Shared};
 use crate::cli::Flags;
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
 use crate::publish::{self, status::Publish};
 use crate::sources::{files, kube};
-use crate::{admin, server, tls};
+use crate::{admin, tls, workers};
 
 /// How long in-flight requests get to finish after a stop signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -38,10 +36,21 @@ pub enum RunError {
     Files(#[from] files::FilesError),
     #[error(transparent)]
     Kube(#[from] kube::KubeError),
+    #[error("cannot start the serving threads: {0}")]
+    Workers(#[source] std::io::Error),
     #[error("cannot start the access log writer: {0}")]
     AccessLog(#[source] std::io::Error),
     #[error("cannot listen for stop signals: {0}")]
     Signal(#[source] std::io::Error),
+}
+
+/// A listener the serving threads share (each registers it with its own runtime).
+fn bind_std(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, RunError> {
+    let bound = std::net::TcpListener::bind(addr).and_then(|listener| {
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    });
+    bound.map_err(|source| RunError::Bind { what, addr, source })
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, RunError> {
@@ -123,8 +132,8 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
     };
     tokio::spawn(apply::run(shared.clone(), options, rx, compiled_tx));
 
-    let http = bind("--http-addr", flags.http_addr).await?;
-    let https = bind("--https-addr", flags.https_addr).await?;
+    let http = bind_std("--http-addr", flags.http_addr)?;
+    let https = bind_std("--https-addr", flags.https_addr)?;
     let metrics = bind("--metrics-addr", flags.metrics_addr).await?;
     tracing::info!(http = %flags.http_addr, https = %flags.https_addr, metrics = %flags.metrics_addr, "listening");
 
@@ -140,19 +149,20 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
     } else {
         None
     };
-    let proxy = Arc::new(Proxy::new(shared.clone(), access_log));
-    let http_loop = tokio::spawn(server::accept_loop(
-        http,
-        None,
-        proxy.clone(),
-        stop_rx.clone(),
-    ));
-    let https_loop = tokio::spawn(server::accept_loop(
-        https,
-        Some(TlsAcceptor::from(tls_config)),
-        proxy,
-        stop_rx,
-    ));
+    let serving = workers::Serving {
+        shared: shared.clone(),
+        access_log,
+        tls: tls_config,
+        stop: stop_rx,
+        drain_timeout: DRAIN_TIMEOUT,
+    };
+    let threads = flags
+        .worker_threads
+        .map_or_else(workers::default_count, usize::from);
+    let serving_threads =
+        workers::start(threads, &http, &https, &serving).map_err(RunError::Workers)?;
+    tracing::info!(threads, "serving");
+    drop((http, https, serving));
     let admin_task = tokio::spawn(admin::serve(metrics, shared));
 
     let outcome = tokio::select! {
@@ -180,19 +190,14 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
             tracing::warn!("the status and Events writer did not stop in {PUBLISH_STOP_TIMEOUT:?}");
         }
     };
+    // Each serving thread drains its own connections (up to DRAIN_TIMEOUT) and ends.
     let drain = async {
-        let mut drains = Vec::new();
-        for accept in [http_loop, https_loop] {
-            if let Ok(graceful) = accept.await {
-                drains.push(graceful.shutdown());
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in serving_threads {
+                let _ = thread.join();
             }
-        }
-        if tokio::time::timeout(DRAIN_TIMEOUT, futures::future::join_all(drains))
-            .await
-            .is_err()
-        {
-            tracing::warn!("some requests were still in flight after {DRAIN_TIMEOUT:?}");
-        }
+        });
+        let _ = joined.await;
     };
     tokio::join!(release, drain);
     admin_task.abort();
