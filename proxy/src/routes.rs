@@ -9,9 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{HeaderValue, StatusCode};
+use regex::Regex;
 use rustls::sign::CertifiedKey;
 
 use crate::compile::canary::CanaryPolicy;
+use crate::compile::regex_mode::RewriteTarget;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::ObjectKey;
 
@@ -47,6 +49,50 @@ pub struct Route {
     pub series: OnceLock<Arc<RouteSeries>>,
     /// A canary Ingress attached to this host + path + pathType.
     pub canary: Option<Box<Canary>>,
+    /// `rewrite-target`: the upstream gets this path instead of the request's.
+    pub rewrite: Option<Rewrite>,
+}
+
+/// A `rewrite-target` with the regex of the path it belongs to (for the captures).
+#[derive(Debug)]
+pub struct Rewrite {
+    pub regex: Regex,
+    pub target: RewriteTarget,
+}
+
+impl Rewrite {
+    /// The upstream path and query for a request whose normalized path is `path`.
+    pub fn apply(&self, path: &str, query: Option<&str>) -> Option<String> {
+        let mut rewritten = encode_path(&self.target.apply(&self.regex, path)?);
+        if let Some(query) = query {
+            rewritten.push('?');
+            rewritten.push_str(query);
+        }
+        Some(rewritten)
+    }
+}
+
+/// Percent-encodes what may not appear in a URI path (the captures come from the decoded path).
+fn encode_path(path: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A path in regex mode: ingress-nginx's `location ~* "^<path>"`.
+#[derive(Debug)]
+pub(crate) struct RegexRoute {
+    pub(crate) regex: Regex,
+    /// Longer patterns are tried first.
+    pub(crate) pattern_len: usize,
+    pub(crate) route: Arc<Route>,
 }
 
 /// The other side of a route while a canary Ingress exists for it.
@@ -102,6 +148,7 @@ impl Route {
             target,
             series: OnceLock::new(),
             canary: None,
+            rewrite: None,
         }
     }
 
@@ -248,6 +295,8 @@ pub struct HostRoutes {
     pub(crate) exact: HashMap<String, Arc<Route>>,
     /// Sorted by element count, longest first; among equals the oldest Ingress first.
     pub(crate) prefixes: Vec<PrefixRoute>,
+    /// Regex paths, longest pattern first; tried before the others, first match wins.
+    pub(crate) regexes: Vec<RegexRoute>,
     /// The `spec.defaultBackend` of the oldest Ingress naming this host.
     pub(crate) default: Option<Arc<Route>>,
 }
@@ -256,6 +305,9 @@ impl HostRoutes {
     /// Longest match wins; an Exact match is as long as the whole request path, so no Prefix
     /// can beat it, and on a tie Exact is preferred anyway.
     pub fn match_path(&self, path: &str) -> Option<&Arc<Route>> {
+        if let Some(regex) = self.regexes.iter().find(|r| r.regex.is_match(path)) {
+            return Some(&regex.route);
+        }
         if let Some(route) = self.exact.get(path) {
             return Some(route);
         }
@@ -269,11 +321,12 @@ impl HostRoutes {
         self.exact
             .values()
             .chain(self.prefixes.iter().map(|p| &p.route))
+            .chain(self.regexes.iter().map(|r| &r.route))
             .chain(self.default.iter())
     }
 
     pub fn path_count(&self) -> usize {
-        self.exact.len() + self.prefixes.len()
+        self.exact.len() + self.prefixes.len() + self.regexes.len()
     }
 
     /// The routes of the host-less rules.

@@ -5,6 +5,7 @@ mod backend;
 pub mod canary;
 mod class;
 pub mod config;
+pub mod regex_mode;
 mod tls;
 
 #[cfg(test)]
@@ -23,8 +24,8 @@ use switchyard_crds::challenge::{
 
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
-    Canary, CertTable, HostRoutes, PathKind, PrefixRoute, Route, RouteTable, Target, Upstream,
-    not_found_route,
+    Canary, CertTable, HostRoutes, PathKind, PrefixRoute, RegexRoute, Rewrite, Route, RouteTable,
+    Target, Upstream, not_found_route,
 };
 
 pub use backend::BackendError;
@@ -110,11 +111,19 @@ impl HostBuilder {
             PathKind::Exact => {
                 self.routes.exact.entry(path.to_owned()).or_insert(route);
             }
-            // ImplementationSpecific is Prefix until regex mode arrives with the annotations.
+            // ImplementationSpecific is Prefix unless the path is in regex mode.
             PathKind::Prefix | PathKind::ImplementationSpecific => {
                 self.routes.prefixes.push(PrefixRoute::new(path, route));
             }
         }
+    }
+
+    fn insert_regex(&mut self, regex: regex::Regex, path: &str, route: Arc<Route>) {
+        self.routes.regexes.push(RegexRoute {
+            regex,
+            pattern_len: path.len(),
+            route,
+        });
     }
 
     fn finish(mut self) -> HostRoutes {
@@ -122,6 +131,10 @@ impl HostBuilder {
         self.routes
             .prefixes
             .sort_by_key(|p| std::cmp::Reverse(p.elements));
+        // ingress-nginx orders regex locations by pattern length, longest first.
+        self.routes
+            .regexes
+            .sort_by_key(|r| std::cmp::Reverse(r.pattern_len));
         self.routes
     }
 }
@@ -312,6 +325,7 @@ pub fn compile_cached(
     let mut catch_all: Option<(Arc<Route>, ObjectKey)> = None;
     let mut served_count = 0;
     let (mut canaries, canary_ingresses) = canaries(&mut c, &served);
+    let (regex_annotations, regex_hosts) = regex_modes(&mut c, &served, &canary_ingresses);
 
     for &(key, ingress) in &served {
         if canary_ingresses.contains(key) {
@@ -413,16 +427,53 @@ pub fn compile_cached(
                 let Some(mut route) = route else {
                     continue;
                 };
+                let annotations = regex_annotations.get(key);
+                let regex_path =
+                    regex_hosts.contains(&host) || annotations.is_some_and(|a| a.regex_for(path));
+                let mut location = None;
+                if regex_path {
+                    match regex_mode::location_regex(path) {
+                        Ok(regex) => location = Some(regex),
+                        Err(err) => {
+                            let message = format!(
+                                "host {} path {path:?} is served as a regex here (regex mode) but does not compile: {err}; the path is not served",
+                                host.describe()
+                            );
+                            c.problem(INGRESS, key, Severity::Error, "InvalidRegex", message);
+                            continue;
+                        }
+                    }
+                    if kind != PathKind::ImplementationSpecific
+                        && annotations.is_some_and(|a| a.use_regex)
+                        && regex_mode::looks_like_regex(path)
+                    {
+                        let message = format!(
+                            "path {path:?} is a regex with pathType {kind:?}: served as a regex, as ingress-nginx did before its strict path validation; use pathType ImplementationSpecific"
+                        );
+                        c.problem(INGRESS, key, Severity::Warning, "RegexInTypedPath", message);
+                    }
+                }
+                if let (Some(regex), Some(target)) = (
+                    &location,
+                    annotations.and_then(|a| a.rewrite_target.as_ref()),
+                ) && let Some(unique) = Arc::get_mut(&mut route)
+                {
+                    unique.rewrite = Some(Rewrite {
+                        regex: regex.clone(),
+                        target: target.clone(),
+                    });
+                }
                 if let Some(canary) = canaries.remove(&conflict)
                     && let Some(unique) = Arc::get_mut(&mut route)
                 {
                     unique.canary = Some(Box::new(canary.canary));
                 }
                 seen.insert(conflict, key.clone());
-                hosts
-                    .entry(host.clone())
-                    .or_default()
-                    .insert(kind, path, route);
+                let builder = hosts.entry(host.clone()).or_default();
+                match location {
+                    Some(regex) => builder.insert_regex(regex, path, route),
+                    None => builder.insert(kind, path, route),
+                }
                 claimed = true;
             }
             // A host rule with only the Ingress's defaultBackend still claims the host.
@@ -498,6 +549,64 @@ pub fn compile_cached(
         served_ingresses: served_count,
     };
     (table, dedup(c.problems), c.certs_after)
+}
+
+/// Each served Ingress's regex annotations, and the hosts in regex mode: those some Ingress
+/// puts there with `use-regex` or a path-changing `rewrite-target` (ingress-nginx's rule).
+fn regex_modes(
+    c: &mut Compiler<'_>,
+    served: &[(&ObjectKey, &Ingress)],
+    canaries: &HashSet<ObjectKey>,
+) -> (
+    HashMap<ObjectKey, regex_mode::RegexAnnotations>,
+    HashSet<HostKey>,
+) {
+    let mut all = HashMap::new();
+    let mut hosts = HashSet::new();
+    for &(key, ingress) in served {
+        if canaries.contains(key) {
+            continue;
+        }
+        let Some(annotations) = ingress.metadata.annotations.as_ref() else {
+            continue;
+        };
+        let (parsed, problems) = regex_mode::parse(annotations);
+        for (annotation, why) in problems {
+            let message = format!("{annotation}: {why}");
+            c.problem(
+                INGRESS,
+                key,
+                Severity::Warning,
+                "InvalidAnnotation",
+                message,
+            );
+        }
+        let rules = ingress
+            .spec
+            .as_ref()
+            .and_then(|s| s.rules.as_deref())
+            .unwrap_or(&[]);
+        for rule in rules {
+            let Ok(host) = HostKey::parse(rule.host.as_deref()) else {
+                continue;
+            };
+            let paths = rule
+                .http
+                .as_ref()
+                .map(|h| h.paths.as_slice())
+                .unwrap_or(&[]);
+            if paths
+                .iter()
+                .any(|p| rule_path(&host, p).is_ok_and(|(_, path)| parsed.host_wide_for(path)))
+            {
+                hosts.insert(host);
+            }
+        }
+        if parsed.use_regex || parsed.rewrite_target.is_some() {
+            all.insert(key.clone(), parsed);
+        }
+    }
+    (all, hosts)
 }
 
 /// A path's type and path (an empty ImplementationSpecific path is `/`), or why it is invalid.

@@ -653,3 +653,163 @@ fn certificates_are_parsed_again_only_when_their_secret_changes() {
 fn snapshot_with_secret(secret: &str, ing: &str) -> Snapshot {
     snapshot(&[CLASS, &services(&["s"]), secret, ing])
 }
+
+fn annotated(
+    name: &str,
+    host: Option<&str>,
+    annotations: &str,
+    paths: &[(&str, &str, &str)],
+) -> String {
+    let plain = ingress(name, host, paths);
+    plain.replacen(
+        &format!("metadata: {{name: {name}}}"),
+        &format!("metadata: {{name: {name}, annotations: {{{annotations}}}}}"),
+        1,
+    )
+}
+
+/// Where a request goes and what path the upstream sees.
+fn hit_rewritten(table: &RouteTable, host: &str, path: &str) -> (String, String) {
+    let normalized = normalize_path(path);
+    let (_, route) = table.route(&normalize_host(host), &normalized);
+    let upstream_path = route
+        .rewrite
+        .as_ref()
+        .and_then(|r| r.apply(&normalized, None))
+        .unwrap_or_else(|| path.to_owned());
+    (hit(table, host, path), upstream_path)
+}
+
+/// Seed 000's path-based Ingress: `rewrite-target: /` puts the host in regex mode; every
+/// matched path is rewritten to `/` (ingress-nginx's behaviour, documented).
+#[test]
+fn seed_000_rewrite_target_slash() {
+    let ing = annotated(
+        "path-based-ingress",
+        None,
+        "nginx.ingress.kubernetes.io/rewrite-target: /",
+        &[
+            ("/app1", "Prefix", "app1"),
+            ("/app2", "Prefix", "app2"),
+            ("/", "Prefix", "web"),
+        ],
+    );
+    let (table, problems) = build(&[CLASS, &services(&["app1", "app2", "web"]), &ing]);
+    assert!(
+        problems.iter().all(|p| p.severity == Severity::Info),
+        "{problems:?}"
+    );
+    assert_eq!(
+        hit_rewritten(&table, "any.example", "/app1/page"),
+        ("app1".into(), "/".into())
+    );
+    assert_eq!(
+        hit_rewritten(&table, "any.example", "/APP2"),
+        ("app2".into(), "/".into())
+    );
+    // Regex locations are prefixes of the path string, not of path elements.
+    assert_eq!(hit(&table, "any.example", "/app10"), "app1");
+    assert_eq!(
+        hit_rewritten(&table, "any.example", "/elsewhere"),
+        ("web".into(), "/".into())
+    );
+}
+
+/// Seed 000's regex Ingress: `use-regex` with captures in Prefix paths.
+#[test]
+fn seed_000_use_regex_with_captures() {
+    let ing = annotated(
+        "regex-ingress",
+        None,
+        "nginx.ingress.kubernetes.io/use-regex: \"true\", nginx.ingress.kubernetes.io/rewrite-target: /$1",
+        &[
+            ("/api/v1/?(.*)", "Prefix", "app1"),
+            ("/api/v2/?(.*)", "Prefix", "app2"),
+        ],
+    );
+    let (table, problems) = build(&[CLASS, &services(&["app1", "app2"]), &ing]);
+    let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
+    assert_eq!(reasons, ["RegexInTypedPath", "RegexInTypedPath"]);
+    assert_eq!(
+        hit_rewritten(&table, "h", "/api/v1/users/7"),
+        ("app1".into(), "/users/7".into())
+    );
+    assert_eq!(
+        hit_rewritten(&table, "h", "/api/v2"),
+        ("app2".into(), "/".into())
+    );
+    assert_eq!(hit(&table, "h", "/api/v3"), "404");
+}
+
+#[test]
+fn regex_mode_takes_the_whole_host_unless_scoped_to_the_path() {
+    let regex = annotated(
+        "a",
+        Some("shop.example"),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\"",
+        &[("/items/[0-9]+", "ImplementationSpecific", "items")],
+    );
+    let plain = ingress(
+        "b",
+        Some("shop.example"),
+        &[
+            ("/cart", "Exact", "cart"),
+            ("/cart/checkout", "Prefix", "checkout"),
+        ],
+    );
+    let (table, _) = build(&[
+        CLASS,
+        &services(&["items", "cart", "checkout"]),
+        &regex,
+        &plain,
+    ]);
+    assert_eq!(hit(&table, "shop.example", "/items/42"), "items");
+    assert_eq!(hit(&table, "shop.example", "/items/x"), "404");
+    // The other Ingress's Exact path is now a case-insensitive prefix regex...
+    assert_eq!(hit(&table, "shop.example", "/CART/more"), "cart");
+    // ...and the longest pattern is tried first.
+    assert_eq!(
+        hit(&table, "shop.example", "/cart/checkout/now"),
+        "checkout"
+    );
+
+    let scoped = regex.replacen(
+        "nginx.ingress.kubernetes.io/use-regex: \"true\"",
+        "nginx.ingress.kubernetes.io/use-regex: \"true\", switchyard.dev/regex-scope: path",
+        1,
+    );
+    let (table, _) = build(&[
+        CLASS,
+        &services(&["items", "cart", "checkout"]),
+        &scoped,
+        &plain,
+    ]);
+    assert_eq!(hit(&table, "shop.example", "/items/42"), "items");
+    assert_eq!(
+        hit(&table, "shop.example", "/cart/more"),
+        "404",
+        "Exact stays exact"
+    );
+    assert_eq!(
+        hit(&table, "shop.example", "/cart/checkout/now"),
+        "checkout"
+    );
+}
+
+#[test]
+fn a_regex_the_engine_cannot_take_fails_its_path_closed() {
+    let ing = annotated(
+        "lookaround",
+        Some("h.example"),
+        "nginx.ingress.kubernetes.io/use-regex: \"true\"",
+        &[
+            ("/(?<=x)y", "ImplementationSpecific", "s"),
+            ("/ok", "ImplementationSpecific", "s"),
+        ],
+    );
+    let (table, problems) = build(&[CLASS, &services(&["s"]), &ing]);
+    let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
+    assert_eq!(reasons, ["InvalidRegex"]);
+    assert_eq!(hit(&table, "h.example", "/ok"), "s");
+    assert_eq!(hit(&table, "h.example", "/y"), "404");
+}

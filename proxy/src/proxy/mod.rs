@@ -71,6 +71,16 @@ impl ConnInfo {
     }
 }
 
+/// How a request goes upstream, decided from its route.
+struct Outbound {
+    /// The Host header (or HTTP/2 authority) to forward.
+    host: Option<HeaderValue>,
+    /// `rewrite-target`'s path and query, replacing the request's.
+    rewritten: Option<PathAndQuery>,
+    /// How long the upstream may take to send its response headers.
+    timeout: Duration,
+}
+
 pub struct Proxy {
     shared: Arc<Shared>,
     clients: Clients,
@@ -118,6 +128,12 @@ impl Proxy {
             None
         };
         let host_label = host_routes.label.clone();
+        // `rewrite-target`: the captures come from the normalized path, the query stays.
+        let rewritten = route
+            .rewrite
+            .as_ref()
+            .and_then(|rewrite| rewrite.apply(&path, req.uri().query()))
+            .and_then(|uri| PathAndQuery::try_from(uri).ok());
         drop(path);
 
         let access_log = self.access_log.as_ref().filter(|_| table.access_log);
@@ -158,15 +174,12 @@ impl Proxy {
                         }
                     };
                     request_id = Some(id);
-                    self.forward(
-                        &conn,
-                        host_value.clone(),
-                        target,
-                        req,
-                        table.upstream_timeout,
-                        &mut upstream,
-                    )
-                    .await
+                    let plan = Outbound {
+                        host: host_value.clone(),
+                        rewritten,
+                        timeout: table.upstream_timeout,
+                    };
+                    self.forward(&conn, plan, target, req, &mut upstream).await
                 }
             }
         };
@@ -198,12 +211,16 @@ impl Proxy {
     async fn forward(
         &self,
         conn: &ConnInfo,
-        host: Option<HeaderValue>,
+        plan: Outbound,
         upstream: &Upstream,
         mut req: Request<Incoming>,
-        timeout: Duration,
         outcome: &mut UpstreamOutcome,
     ) -> Response<LocalBody> {
+        let Outbound {
+            host,
+            rewritten,
+            timeout,
+        } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
             return local(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
@@ -230,10 +247,8 @@ impl Proxy {
             (true, true) => (Scheme::HTTPS, Version::HTTP_2),
         };
         let client = self.clients.get(protocol);
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .cloned()
+        let path_and_query = rewritten
+            .or_else(|| parts.uri.path_and_query().cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let body = ReclaimableBody::new(body);
 
