@@ -13,6 +13,7 @@ use regex::Regex;
 use rustls::sign::CertifiedKey;
 
 use crate::compile::canary::CanaryPolicy;
+use crate::compile::policy::Policy;
 use crate::compile::regex_mode::RewriteTarget;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::ObjectKey;
@@ -51,6 +52,8 @@ pub struct Route {
     pub canary: Option<Box<Canary>>,
     /// `rewrite-target`: the upstream gets this path instead of the request's.
     pub rewrite: Option<Rewrite>,
+    /// The Ingress's annotation policies (shared by all its routes).
+    pub policy: Arc<Policy>,
 }
 
 /// A `rewrite-target` with the regex of the path it belongs to (for the captures).
@@ -149,6 +152,7 @@ impl Route {
             series: OnceLock::new(),
             canary: None,
             rewrite: None,
+            policy: Arc::default(),
         }
     }
 

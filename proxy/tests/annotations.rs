@@ -3,7 +3,9 @@
 
 mod manifests_common;
 
-use manifests_common::{Folder, Proxy, backend, backend_service, get, ingress, ingress_class};
+use manifests_common::{
+    Folder, Proxy, backend, backend_service, get, ingress, ingress_class, request,
+};
 
 const NGINX: &str = "nginx.ingress.kubernetes.io";
 
@@ -48,4 +50,89 @@ async fn regex_paths_and_rewrite_target_reach_the_upstream_rewritten() {
 
     let reply = get(proxy.http, "api.example", "/api/v3/x").await;
     assert_eq!(reply.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_redirect_header_and_size_policies_apply_per_ingress() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = vec![ingress_class(
+        "switchyard",
+        "switchyard.dev/ingress-controller",
+        false,
+    )];
+    objects.extend(backend_service("web", web));
+    let site = |name: &str, host: &str| {
+        ingress(name)
+            .class("switchyard")
+            .rule(host, &[("/", "Prefix", "web")])
+    };
+    objects.push(
+        site("office", "office.example")
+            .annotation(&format!("{NGINX}/whitelist-source-range"), "10.0.0.0/8")
+            .build(),
+    );
+    objects.push(
+        site("local", "local.example")
+            .annotation(
+                &format!("{NGINX}/allowlist-source-range"),
+                "127.0.0.0/8, ::1",
+            )
+            .annotation(&format!("{NGINX}/proxy-body-size"), "1k")
+            .annotation(
+                &format!("{NGINX}/configuration-snippet"),
+                "add_header X-Frame-Options DENY;\nmore_set_headers \"X-Served-By: switchyard\";",
+            )
+            .build(),
+    );
+    objects.push(
+        site("sso", "sso.example")
+            .annotation(&format!("{NGINX}/auth-url"), "https://auth.example/check")
+            .build(),
+    );
+    objects.push(
+        site("moved", "old.example")
+            .annotation(
+                &format!("{NGINX}/permanent-redirect"),
+                "https://new.example/",
+            )
+            .build(),
+    );
+    objects.push(
+        site("forced", "forced.example")
+            .annotation(&format!("{NGINX}/force-ssl-redirect"), "true")
+            .build(),
+    );
+    folder.write_objects("policies.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    // Source ranges: our client is 127.0.0.1.
+    assert_eq!(get(proxy.http, "office.example", "/").await.status, 403);
+    let local = get(proxy.http, "local.example", "/").await;
+    assert_eq!(local.status, 200, "{}", local.describe());
+    assert_eq!(local.header("x-frame-options"), Some("DENY"));
+    assert_eq!(local.header("x-served-by"), Some("switchyard"));
+
+    // An access rule Switchyard cannot honour is never served open.
+    let sso = get(proxy.http, "sso.example", "/").await;
+    assert_eq!(sso.status, 503, "{}", sso.describe());
+
+    let moved = get(proxy.http, "old.example", "/anything").await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("https://new.example/"));
+
+    let forced = get(proxy.http, "forced.example", "/x?y=1").await;
+    assert_eq!(forced.status, 308);
+    assert_eq!(
+        forced.header("location"),
+        Some("https://forced.example/x?y=1")
+    );
+
+    // proxy-body-size: a declared body over 1k is refused before it is read.
+    let big = request(
+        proxy.http,
+        "POST / HTTP/1.1\r\nHost: local.example\r\nContent-Length: 4096\r\n",
+    )
+    .await;
+    assert_eq!(big.status, 413, "{}", big.describe());
 }

@@ -5,6 +5,7 @@ mod backend;
 pub mod canary;
 mod class;
 pub mod config;
+pub mod policy;
 pub mod regex_mode;
 mod tls;
 
@@ -341,10 +342,17 @@ pub fn compile_cached(
             );
             continue;
         };
+        let policy = ingress_policy(&mut c, key, ingress);
         let default_route = spec
             .default_backend
             .as_ref()
-            .and_then(|b| c.backend_route(key, "", b));
+            .and_then(|b| c.backend_route(key, "", b))
+            .map(|mut route| {
+                if let Some(unique) = Arc::get_mut(&mut route) {
+                    unique.policy = policy.clone();
+                }
+                route
+            });
         let rules = spec.rules.as_deref().unwrap_or(&[]);
         let mut contributed = false;
         let challenges = acme_answers(&mut c, key, ingress);
@@ -427,6 +435,9 @@ pub fn compile_cached(
                 let Some(mut route) = route else {
                     continue;
                 };
+                if let Some(unique) = Arc::get_mut(&mut route) {
+                    unique.policy = policy.clone();
+                }
                 let annotations = regex_annotations.get(key);
                 let regex_path =
                     regex_hosts.contains(&host) || annotations.is_some_and(|a| a.regex_for(path));
@@ -549,6 +560,24 @@ pub fn compile_cached(
         served_ingresses: served_count,
     };
     (table, dedup(c.problems), c.certs_after)
+}
+
+/// An Ingress's annotation policy; what cannot be honoured is reported, and an access
+/// restriction that cannot be honoured closes its paths (reported as an error).
+fn ingress_policy(c: &mut Compiler<'_>, key: &ObjectKey, ingress: &Ingress) -> Arc<policy::Policy> {
+    let Some(annotations) = ingress.metadata.annotations.as_ref() else {
+        return Arc::default();
+    };
+    let (parsed, findings) = policy::parse(annotations);
+    for finding in findings {
+        let message = format!("{}: {}", finding.annotation, finding.message);
+        c.problem(INGRESS, key, finding.severity, finding.reason, message);
+    }
+    if let Some(why) = &parsed.closed {
+        let message = format!("its paths answer 503 instead of being served open: {why}");
+        c.problem(INGRESS, key, Severity::Error, "FailedClosed", message);
+    }
+    Arc::new(parsed)
 }
 
 /// Each served Ingress's regex annotations, and the hosts in regex mode: those some Ingress

@@ -28,7 +28,7 @@ use crate::access_log::AccessLog;
 use crate::apply::Shared;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::normalize::{normalize_host, normalize_path};
-use crate::routes::{Canary, HostRoutes, Target, Upstream};
+use crate::routes::{Canary, HostRoutes, Target, Upstream, UpstreamProtocol};
 
 use clients::{Chosen, Clients};
 
@@ -72,13 +72,17 @@ impl ConnInfo {
 }
 
 /// How a request goes upstream, decided from its route.
-struct Outbound {
+struct Outbound<'a> {
     /// The Host header (or HTTP/2 authority) to forward.
     host: Option<HeaderValue>,
     /// `rewrite-target`'s path and query, replacing the request's.
     rewritten: Option<PathAndQuery>,
     /// How long the upstream may take to send its response headers.
     timeout: Duration,
+    /// The Service port's `appProtocol`, or the `backend-protocol` annotation.
+    protocol: UpstreamProtocol,
+    /// `proxy_set_header`s of the route's snippet.
+    headers: &'a [(HeaderName, HeaderValue)],
 }
 
 pub struct Proxy {
@@ -118,10 +122,40 @@ impl Proxy {
         let path = normalize_path(req.uri().path());
         let (host_routes, route) = table.route(&normalize_host(raw_host), &path);
         let route = route.clone();
+        let policy = route.policy.clone();
+        let acme = matches!(route.target, Target::Answer { .. });
         let redirect_to_https = !conn.tls
-            && host_routes.tls_redirect
+            && !acme
             && !path.starts_with(ACME_CHALLENGE_PREFIX)
-            && !matches!(route.target, Target::Answer { .. });
+            && (policy.force_ssl_redirect
+                || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
+        // The proxy's own answers from the Ingress's policies, in ingress-nginx's order.
+        let policy_answer = if acme {
+            None
+        } else if policy.closed.is_some() {
+            Some(local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable: an access rule of this path is not supported; see the Ingress's Events\n",
+            ))
+        } else if !policy.admits(conn.peer.ip()) {
+            Some(local(StatusCode::FORBIDDEN, "403 Forbidden\n"))
+        } else if redirect_to_https {
+            Some(redirect_https(host_routes, raw_host, req.uri()))
+        } else if let Some((code, location)) = &policy.redirect {
+            Some(redirect(*code, location.clone()))
+        } else if let (Some(location), "/") = (&policy.app_root, &*path) {
+            Some(redirect(StatusCode::FOUND, location.clone()))
+        } else if too_large(
+            req.headers(),
+            policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+        ) {
+            Some(local(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Request Entity Too Large\n",
+            ))
+        } else {
+            None
+        };
         let hsts = if conn.tls && host_routes.tls_redirect {
             table.hsts.clone()
         } else {
@@ -158,8 +192,8 @@ impl Proxy {
         let to_canary = canary.is_some();
         let target = canary.map_or(&route.target, |canary| &canary.target);
 
-        let mut response = if redirect_to_https {
-            redirect_https(host_routes, raw_host, req.uri())
+        let mut response = if let Some(answer) = policy_answer {
+            answer
         } else {
             match target {
                 Target::Respond { status, body } => local(*status, body),
@@ -177,7 +211,9 @@ impl Proxy {
                     let plan = Outbound {
                         host: host_value.clone(),
                         rewritten,
-                        timeout: table.upstream_timeout,
+                        timeout: policy.read_timeout.unwrap_or(table.upstream_timeout),
+                        protocol: policy.backend_protocol.unwrap_or(target.protocol),
+                        headers: &policy.upstream_headers,
                     };
                     self.forward(&conn, plan, target, req, &mut upstream).await
                 }
@@ -187,6 +223,13 @@ impl Proxy {
             response
                 .headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+        }
+        // `add_header` applies to the statuses nginx lists, or to all with `always`.
+        let adds = add_header_applies(response.status());
+        for (name, value, always) in &policy.response_headers {
+            if *always || adds {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
         }
 
         let status = response.status().as_u16();
@@ -211,7 +254,7 @@ impl Proxy {
     async fn forward(
         &self,
         conn: &ConnInfo,
-        plan: Outbound,
+        plan: Outbound<'_>,
         upstream: &Upstream,
         mut req: Request<Incoming>,
         outcome: &mut UpstreamOutcome,
@@ -220,6 +263,8 @@ impl Proxy {
             host,
             rewritten,
             timeout,
+            protocol,
+            headers: extra_headers,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -236,7 +281,9 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         upstream_headers(&mut headers, conn, host, upgrade);
-        let protocol = upstream.protocol;
+        for (name, value) in extra_headers {
+            headers.insert(name.clone(), value.clone());
+        }
         if protocol.is_http2() && wants_trailers {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
@@ -442,6 +489,34 @@ fn answer(body: Bytes) -> Response<LocalBody> {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// ingress-nginx's default `proxy-body-size`.
+const DEFAULT_BODY_LIMIT: u64 = 1 << 20;
+
+/// A declared body larger than the limit (0: unlimited) is refused before it is read.
+fn too_large(headers: &HeaderMap, limit: u64) -> bool {
+    limit > 0
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|length| length > limit)
+}
+
+/// nginx's `add_header` without `always`: these statuses only.
+fn add_header_applies(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
+}
+
+/// `permanent-redirect`, `temporal-redirect`, `app-root`.
+fn redirect(code: StatusCode, location: HeaderValue) -> Response<LocalBody> {
+    let mut response = local(code, "Redirecting\n");
+    response.headers_mut().insert(header::LOCATION, location);
     response
 }
 

@@ -1,0 +1,567 @@
+//! Per-Ingress policies from `nginx.ingress.kubernetes.io/*` annotations, parsed and validated
+//! here, at compile time, into typed values: nothing of an annotation is ever spliced into
+//! anything or interpreted at request time.
+//!
+//! Fail closed: an annotation that restricts access (authentication, client certificates, a
+//! snippet with a directive outside the safe subset, an unparsable source range) and cannot be
+//! honoured makes its paths answer 503 rather than serve them open.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use super::canary::PREFIX;
+use crate::model::Severity;
+use crate::routes::UpstreamProtocol;
+
+/// One CIDR block (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (addr, prefix) = match text.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an IP address or CIDR block"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?} has an invalid prefix length"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        // An IPv4 client seen on an IPv6 socket (::ffff:a.b.c.d) is the IPv4 client.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What an Ingress's annotations make of its paths.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    /// Why the paths answer 503 instead of being served (fail closed).
+    pub closed: Option<String>,
+    /// `ssl-redirect`: `false` turns the HTTPS redirect off for these paths.
+    pub ssl_redirect: Option<bool>,
+    /// `force-ssl-redirect`: redirect to HTTPS even without a TLS section.
+    pub force_ssl_redirect: bool,
+    /// `allowlist-source-range` (or its old name `whitelist-source-range`).
+    pub allow: Vec<Cidr>,
+    /// `denylist-source-range`.
+    pub deny: Vec<Cidr>,
+    /// `proxy-body-size` in bytes; `Some(0)` is unlimited.
+    pub body_limit: Option<u64>,
+    /// `permanent-redirect` / `temporal-redirect`: answered by the proxy.
+    pub redirect: Option<(StatusCode, HeaderValue)>,
+    /// `app-root`: `/` redirects here.
+    pub app_root: Option<HeaderValue>,
+    /// `proxy-read-timeout`.
+    pub read_timeout: Option<Duration>,
+    /// `backend-protocol`.
+    pub backend_protocol: Option<UpstreamProtocol>,
+    /// `configuration-snippet`'s `add_header` / `more_set_headers`: added to responses.
+    pub response_headers: Vec<(HeaderName, HeaderValue, bool)>,
+    /// `configuration-snippet`'s `proxy_set_header` with literal values: set upstream.
+    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Policy {
+    /// Whether a client address may use these paths.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        if self.deny.iter().any(|c| c.contains(ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.closed.is_none()
+            && self.ssl_redirect.is_none()
+            && !self.force_ssl_redirect
+            && self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.body_limit.is_none()
+            && self.redirect.is_none()
+            && self.app_root.is_none()
+            && self.read_timeout.is_none()
+            && self.backend_protocol.is_none()
+            && self.response_headers.is_empty()
+            && self.upstream_headers.is_empty()
+    }
+}
+
+/// One thing to tell the user about an annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub annotation: String,
+    pub severity: Severity,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Annotations other modules handle (canary, regex mode).
+fn handled_elsewhere(name: &str) -> bool {
+    name.starts_with("canary") || matches!(name, "use-regex" | "rewrite-target")
+}
+
+/// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
+/// path open, so while Switchyard does not implement it the path answers 503.
+const RESTRICTING: &[&str] = &[
+    "auth-type",
+    "auth-secret",
+    "auth-secret-type",
+    "auth-realm",
+    "auth-url",
+    "auth-signin",
+    "auth-method",
+    "auth-snippet",
+    "auth-tls-secret",
+    "auth-tls-verify-client",
+    "auth-tls-verify-depth",
+    "auth-tls-pass-certificate-to-upstream",
+    "server-snippet",
+    "modsecurity-snippet",
+    "enable-modsecurity",
+    "satisfy",
+];
+
+/// Names manifests use that ingress-nginx never had, with what was meant.
+fn not_an_annotation(name: &str) -> Option<&'static str> {
+    match name {
+        "proxy-set-headers" => Some(
+            "a key of the controller ConfigMap, not an annotation; per Ingress, use custom-headers or a configuration-snippet with proxy_set_header",
+        ),
+        "limit-burst" => Some("not an annotation; the burst is set with limit-burst-multiplier"),
+        "add-headers" => Some("a key of the controller ConfigMap, not an annotation"),
+        _ => None,
+    }
+}
+
+pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
+    let mut policy = Policy::default();
+    let mut findings = Vec::new();
+    let mut find = |name: &str, severity: Severity, reason: &'static str, message: String| {
+        findings.push(Finding {
+            annotation: format!("{PREFIX}{name}"),
+            severity,
+            reason,
+            message,
+        });
+    };
+    let mut closed: Vec<String> = Vec::new();
+    for (key, value) in annotations {
+        let Some(name) = key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let value = value.trim();
+        match name {
+            _ if handled_elsewhere(name) => {}
+            "ssl-redirect" | "force-ssl-redirect" => match parse_bool(value) {
+                Some(b) if name == "ssl-redirect" => policy.ssl_redirect = Some(b),
+                Some(b) => policy.force_ssl_redirect = b,
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+            },
+            "allowlist-source-range" | "whitelist-source-range" | "denylist-source-range" => {
+                match value.split(',').filter(|s| !s.trim().is_empty()).map(Cidr::parse).collect::<Result<Vec<_>, _>>() {
+                    Ok(ranges) if name == "denylist-source-range" => policy.deny.extend(ranges),
+                    Ok(ranges) => policy.allow.extend(ranges),
+                    Err(why) => closed.push(format!("{PREFIX}{name}: {why}")),
+                }
+            }
+            "proxy-body-size" => match parse_size(value) {
+                Some(bytes) => policy.body_limit = Some(bytes),
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a size (such as 8m, 512k or 0 for unlimited); the default 1m applies")),
+            },
+            "proxy-read-timeout" => match value.parse::<u64>() {
+                Ok(s) if s > 0 => policy.read_timeout = Some(Duration::from_secs(s)),
+                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive number of seconds; ignored")),
+            },
+            "proxy-send-timeout" | "proxy-connect-timeout" => find(
+                name,
+                Severity::Warning,
+                "UnsupportedAnnotation",
+                "not applied: Switchyard connects within 5 s and bounds the whole upstream exchange by proxy-read-timeout".to_owned(),
+            ),
+            "permanent-redirect" | "temporal-redirect" => match redirect_target(value) {
+                Ok(location) => {
+                    let code = annotations
+                        .get(&format!("{PREFIX}{name}-code"))
+                        .and_then(|c| c.trim().parse::<u16>().ok())
+                        .and_then(|c| StatusCode::from_u16(c).ok())
+                        .filter(StatusCode::is_redirection);
+                    let default = if name == "permanent-redirect" {
+                        StatusCode::MOVED_PERMANENTLY
+                    } else {
+                        StatusCode::FOUND
+                    };
+                    // permanent-redirect wins when both are set, as in ingress-nginx.
+                    if name == "permanent-redirect" || policy.redirect.is_none() {
+                        policy.redirect = Some((code.unwrap_or(default), location));
+                    }
+                }
+                Err(why) => find(name, Severity::Warning, "InvalidAnnotation", format!("{why}; ignored")),
+            },
+            "permanent-redirect-code" | "temporal-redirect-code" => {}
+            "app-root" => match redirect_target(value) {
+                Ok(location) if value.starts_with('/') => policy.app_root = Some(location),
+                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a path starting with `/`; ignored")),
+            },
+            "backend-protocol" => match value.to_ascii_uppercase().as_str() {
+                "HTTP" | "AUTO_HTTP" => policy.backend_protocol = Some(UpstreamProtocol::Http1),
+                "HTTPS" => policy.backend_protocol = Some(UpstreamProtocol::Https),
+                "GRPC" | "H2C" => policy.backend_protocol = Some(UpstreamProtocol::H2c),
+                "GRPCS" => policy.backend_protocol = Some(UpstreamProtocol::H2Tls),
+                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP; ignored")),
+            },
+            "configuration-snippet" => match snippet(value) {
+                Ok((response, upstream)) => {
+                    policy.response_headers.extend(response);
+                    policy.upstream_headers.extend(upstream);
+                }
+                Err(why) => closed.push(format!("{PREFIX}configuration-snippet: {why}")),
+            },
+            _ if RESTRICTING.contains(&name) => closed.push(format!(
+                "{PREFIX}{name} restricts access and is not supported by Switchyard yet"
+            )),
+            _ => match not_an_annotation(name) {
+                Some(meant) => find(name, Severity::Warning, "NotAnAnnotation", format!("ignored, as ingress-nginx ignores it: {meant}")),
+                None => find(name, Severity::Warning, "UnsupportedAnnotation", "not supported by Switchyard yet; ignored".to_owned()),
+            },
+        }
+    }
+    if !closed.is_empty() {
+        policy.closed = Some(closed.join("; "));
+    }
+    (policy, findings)
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "true" | "True" | "TRUE" | "1" => Some(true),
+        "false" | "False" | "FALSE" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// nginx sizes: bytes, or with k/m/g suffixes (case-insensitive).
+pub fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, unit) = match value.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => value.split_at(i),
+        None => (value, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let multiplier = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(multiplier)
+}
+
+/// A redirect target: an absolute http(s) URL or a path; never anything with spaces or
+/// control characters.
+fn redirect_target(value: &str) -> Result<HeaderValue, String> {
+    let well_formed =
+        (value.starts_with("http://") || value.starts_with("https://") || value.starts_with('/'))
+            && !value.chars().any(|c| c.is_control() || c == ' ');
+    if !well_formed {
+        return Err(format!("{value:?} is not an http(s) URL or a path"));
+    }
+    HeaderValue::from_str(value).map_err(|_| format!("{value:?} is not a valid header value"))
+}
+
+type SnippetHeaders = (
+    Vec<(HeaderName, HeaderValue, bool)>,
+    Vec<(HeaderName, HeaderValue)>,
+);
+
+/// The safe subset of `configuration-snippet`: `add_header NAME VALUE [always];`,
+/// `more_set_headers "Name: value";` and `proxy_set_header NAME VALUE;` with literal values.
+/// Anything else is refused (the caller fails the paths closed).
+fn snippet(text: &str) -> Result<SnippetHeaders, String> {
+    let mut response = Vec::new();
+    let mut upstream = Vec::new();
+    for words in statements(text)? {
+        let statement = words.join(" ");
+        let header = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), String> {
+            if value.contains('$') {
+                return Err(format!(
+                    "{statement:?}: nginx variables in values are not supported yet"
+                ));
+            }
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{statement:?}: {name:?} is not a header name"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("{statement:?}: invalid header value"))?;
+            Ok((name, value))
+        };
+        match words
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["add_header", name, value] => {
+                let (n, v) = header(name, value)?;
+                response.push((n, v, false));
+            }
+            ["add_header", name, value, "always"] => {
+                let (n, v) = header(name, value)?;
+                response.push((n, v, true));
+            }
+            ["more_set_headers", pairs @ ..] if !pairs.is_empty() => {
+                for pair in pairs {
+                    let (name, value) = pair
+                        .split_once(':')
+                        .ok_or_else(|| format!("{statement:?}: expected \"Name: value\""))?;
+                    let (n, v) = header(name.trim(), value.trim())?;
+                    response.push((n, v, true));
+                }
+            }
+            ["proxy_set_header", name, value] => upstream.push(header(name, value)?),
+            _ => {
+                let directive = words.first().map_or("", String::as_str);
+                return Err(format!(
+                    "the directive {directive:?} is not in the supported snippet subset (add_header, more_set_headers, proxy_set_header)"
+                ));
+            }
+        }
+    }
+    Ok((response, upstream))
+}
+
+/// nginx's statements: words separated by whitespace, `"…"` or `'…'` quoted (a `;` inside
+/// quotes is text), each statement ended by `;`.
+fn statements(text: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut statements = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == ';' {
+            chars.next();
+            if !words.is_empty() {
+                statements.push(std::mem::take(&mut words));
+            }
+        } else if c == '"' || c == '\'' {
+            chars.next();
+            let mut word = String::new();
+            loop {
+                match chars.next() {
+                    Some(q) if q == c => break,
+                    Some('\\') => word.extend(chars.next()),
+                    Some(other) => word.push(other),
+                    None => return Err("unterminated quote".to_owned()),
+                }
+            }
+            words.push(word);
+        } else {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == ';' {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+            words.push(word);
+        }
+    }
+    if !words.is_empty() {
+        return Err(format!("{:?} is not ended by `;`", words.join(" ")));
+    }
+    Ok(statements)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("{PREFIX}{k}"), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn cidrs_match_v4_v6_and_mapped_addresses() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap_or_else(|e| panic!("{e}"));
+        assert!(net.contains("10.1.200.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))));
+        assert!(!net.contains(IpAddr::from([10, 2, 0, 1])));
+        assert!(
+            net.contains(
+                "::ffff:10.1.0.9"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            )
+        );
+        let one = Cidr::parse("192.0.2.7").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            one.contains(IpAddr::from([192, 0, 2, 7]))
+                && !one.contains(IpAddr::from([192, 0, 2, 8]))
+        );
+        let all = Cidr::parse("0.0.0.0/0").unwrap_or_else(|e| panic!("{e}"));
+        assert!(all.contains(IpAddr::from([8, 8, 8, 8])));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            v6.contains(
+                "2001:db8:1::5"
+                    .parse()
+                    .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+            )
+        );
+        for bad in ["10.0.0.0/33", "banana", "10.0.0/8", "::/129"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn source_ranges_deny_first_then_allow() {
+        let (policy, findings) = parse(&annotations(&[
+            ("whitelist-source-range", "10.0.0.0/8, 192.0.2.0/24"),
+            ("denylist-source-range", "10.9.0.0/16"),
+        ]));
+        assert!(findings.is_empty(), "{findings:?}");
+        assert!(policy.admits(IpAddr::from([10, 1, 2, 3])));
+        assert!(!policy.admits(IpAddr::from([10, 9, 2, 3])));
+        assert!(!policy.admits(IpAddr::from([172, 16, 0, 1])));
+    }
+
+    #[test]
+    fn restricting_annotations_that_cannot_be_honoured_close_the_paths() {
+        for (name, value) in [
+            ("auth-url", "https://auth.example/check"),
+            ("auth-type", "basic"),
+            ("whitelist-source-range", "10.0.0.0/8, nonsense"),
+            ("configuration-snippet", "deny all;"),
+            ("configuration-snippet", "add_header X-Who $remote_addr;"),
+        ] {
+            let (policy, _) = parse(&annotations(&[(name, value)]));
+            let closed = policy.closed.unwrap_or_default();
+            assert!(closed.contains(name), "{name}: {closed}");
+        }
+    }
+
+    #[test]
+    fn seed_000_snippet_is_in_the_safe_subset() {
+        let (policy, findings) = parse(&annotations(&[(
+            "configuration-snippet",
+            "add_header X-Content-Type-Options nosniff;\nadd_header X-Frame-Options DENY;\nadd_header X-XSS-Protection \"1; mode=block\";\n",
+        )]));
+        assert!(policy.closed.is_none(), "{:?}", policy.closed);
+        assert!(findings.is_empty());
+        let headers: Vec<(String, String)> = policy
+            .response_headers
+            .iter()
+            .map(|(n, v, _)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("x-content-type-options".to_owned(), "nosniff".to_owned()),
+                ("x-frame-options".to_owned(), "DENY".to_owned()),
+                ("x-xss-protection".to_owned(), "1; mode=block".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_ingress_nginx_never_had_are_ignored_and_named() {
+        let (policy, findings) = parse(&annotations(&[
+            ("proxy-set-headers", "default/headers"),
+            ("limit-burst", "50"),
+            ("enable-cors", "true"),
+        ]));
+        assert!(policy.is_default());
+        let reasons: Vec<(&str, &str)> = findings
+            .iter()
+            .map(|f| (f.annotation.as_str(), f.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (
+                    "nginx.ingress.kubernetes.io/enable-cors",
+                    "UnsupportedAnnotation"
+                ),
+                ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
+                (
+                    "nginx.ingress.kubernetes.io/proxy-set-headers",
+                    "NotAnAnnotation"
+                ),
+            ]
+        );
+        assert!(findings[1].message.contains("limit-burst-multiplier"));
+    }
+
+    #[test]
+    fn typed_values() {
+        let (policy, findings) = parse(&annotations(&[
+            ("proxy-body-size", "8m"),
+            ("proxy-read-timeout", "120"),
+            ("permanent-redirect", "https://new.example/"),
+            ("permanent-redirect-code", "308"),
+            ("app-root", "/app"),
+            ("backend-protocol", "GRPC"),
+            ("ssl-redirect", "false"),
+        ]));
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(policy.body_limit, Some(8 << 20));
+        assert_eq!(policy.read_timeout, Some(Duration::from_secs(120)));
+        assert_eq!(
+            policy
+                .redirect
+                .as_ref()
+                .map(|(c, l)| (c.as_u16(), l.to_str().unwrap_or(""))),
+            Some((308, "https://new.example/"))
+        );
+        assert_eq!(policy.backend_protocol, Some(UpstreamProtocol::H2c));
+        assert_eq!(policy.ssl_redirect, Some(false));
+        assert_eq!(parse_size("0"), Some(0));
+        assert_eq!(parse_size("512K"), Some(512 << 10));
+        assert_eq!(parse_size("1.5m"), None);
+        let (_, findings) = parse(&annotations(&[(
+            "permanent-redirect",
+            "javascript:alert(1)",
+        )]));
+        assert_eq!(findings[0].reason, "InvalidAnnotation");
+    }
+}
