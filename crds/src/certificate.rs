@@ -252,10 +252,33 @@ pub struct CertificateStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry_time: Option<Time>,
 
+    /// The ACME order in flight, recorded before anything else is done with it, so that a
+    /// restarted operator carries it on instead of starting another. Cleared when the order
+    /// ends (issued, failed or abandoned for a newer spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderReference>,
+
     /// The ACME authorizations of the current or last order, one per DNS name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["dnsName"]))]
     pub authorizations: Vec<AuthorizationStatus>,
+}
+
+/// The ACME order a Certificate has in flight (at most one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderReference {
+    /// The order's URL at the CA.
+    pub url: String,
+
+    /// The Certificate's metadata.generation the order was created for; an order for an older
+    /// generation is abandoned and a new one started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+
+    /// When the order was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_time: Option<Time>,
 }
 
 /// The state of the ACME authorization of one DNS name.

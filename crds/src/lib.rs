@@ -20,8 +20,8 @@ pub mod rollout;
 
 pub use certificate::{
     AuthorizationState, AuthorizationStatus, Certificate, CertificateError, CertificateSpec,
-    CertificateStatus, IssuerKind, IssuerRef, IssuerRefError, KeyAlgorithm, PrivateKey,
-    RotationPolicy, SecretPolicy,
+    CertificateStatus, IssuerKind, IssuerRef, IssuerRefError, KeyAlgorithm, OrderReference,
+    PrivateKey, RotationPolicy, SecretPolicy,
 };
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use issuer::{

@@ -50,6 +50,11 @@ pub struct Cli {
           default_missing_value = "true", action = ArgAction::Set)]
     pub cert_manager_annotations: bool,
 
+    /// Watch RolloutRoutes, Certificates, Issuers and Ingresses in this namespace only
+    /// [default: all namespaces]. ClusterIssuers are cluster-wide either way.
+    #[arg(long, value_name = "NS")]
+    pub watch_namespace: Option<String>,
+
     /// Address of the ACME HTTP-01 solver (the backend of challenge Ingresses).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8089")]
     pub acme_solver_addr: SocketAddr,

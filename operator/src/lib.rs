@@ -10,5 +10,7 @@ pub mod kubeenv;
 pub mod leader;
 pub mod logging;
 pub mod plugin;
+pub mod render;
 pub mod rollout;
 pub mod solver;
+pub mod view;

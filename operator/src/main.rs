@@ -39,6 +39,31 @@ async fn main() -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| namespace.clone()),
         identity: identity.clone(),
+        solver_backend: cli
+            .acme_solver_service
+            .as_ref()
+            .map(|s| switchyard_operator::certs::children::SolverBackend {
+                service: s.service.name.clone(),
+                port: s.port,
+            })
+            .unwrap_or_default(),
+        self_check: if !cli.proxy_http_url.is_empty() {
+            controllers::certificate::SelfCheck::Urls(cli.proxy_http_url.clone())
+        } else if let Some(svc) = cli.proxy_service.clone() {
+            controllers::certificate::SelfCheck::Service(svc)
+        } else {
+            tracing::warn!(
+                "neither --proxy-http-url nor --proxy-service: HTTP-01 tokens are not \
+                 self-checked before the CA is asked to validate them"
+            );
+            controllers::certificate::SelfCheck::Off
+        },
+        cert_manager_annotations: cli.cert_manager_annotations,
+        watch_namespace: cli.watch_namespace.clone(),
+        proxy_metrics: controllers::analysis::MetricsSource::new(
+            &cli.proxy_metrics_url,
+            cli.proxy_service.as_ref(),
+        ),
     };
     let result = leader::run_while_leader(
         client,

@@ -160,9 +160,162 @@ pub fn conditions_block(conditions: &[Condition]) -> String {
     )
 }
 
+/// The status patch (server-side apply, field manager `kubectl-switchyard`) that asks the
+/// operator to issue a Certificate again now: Issuing True, reason ManuallyTriggered
+/// (cert-manager's `cmctl renew` does the same).
+pub fn renew_patch(generation: Option<i64>, now: Timestamp) -> Value {
+    json!({
+        "apiVersion": "switchyard.dev/v1alpha1",
+        "kind": "Certificate",
+        "status": {"conditions": [{
+            "type": condition::ISSUING,
+            "status": "True",
+            "reason": "ManuallyTriggered",
+            "message": "renewal requested with kubectl switchyard cert renew",
+            "observedGeneration": generation,
+            "lastTransitionTime": now.to_string(),
+        }]}
+    })
+}
+
+/// `kubectl switchyard cert status NAME`: the whole story in one screen: the certificate,
+/// its conditions, the order in flight, each name's authorization with the CA's last error,
+/// and when the next attempt is.
+pub fn certificate_story(cert: &Certificate) -> String {
+    let s = cert.status.clone().unwrap_or_default();
+    let spec = &cert.spec;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Certificate {}/{}",
+        cert.metadata.namespace.as_deref().unwrap_or_default(),
+        cert.metadata.name.as_deref().unwrap_or_default()
+    );
+    let _ = writeln!(out, "  DNS names:   {}", spec.dns_names.join(", "));
+    let _ = writeln!(
+        out,
+        "  Issuer:      {} {}",
+        spec.issuer_ref.kind().as_str(),
+        spec.issuer_ref.name
+    );
+    let _ = writeln!(out, "  Secret:      {}", spec.secret_name);
+    let _ = writeln!(
+        out,
+        "  Valid:       {} .. {}",
+        opt(s.not_before.as_ref().map(|t| t.0)),
+        opt(s.not_after.as_ref().map(|t| t.0))
+    );
+    let _ = writeln!(
+        out,
+        "  Renewal:     {}",
+        opt(s.renewal_time.as_ref().map(|t| t.0))
+    );
+    if let Some(order) = &s.order {
+        let _ = writeln!(
+            out,
+            "  Order:       {} (created {})",
+            order.url,
+            opt(order.created_time.as_ref().map(|t| t.0))
+        );
+    }
+    if let Some(attempts) = s.failed_issuance_attempts {
+        let _ = writeln!(
+            out,
+            "  Failures:    {attempts} in a row, last at {}; next attempt at {}",
+            opt(s.last_failure_time.as_ref().map(|t| t.0)),
+            s.next_retry_time.as_ref().map_or_else(
+                || "- (after a spec change)".to_string(),
+                |t| t.0.to_string()
+            )
+        );
+    }
+    out.push('\n');
+    out.push_str(&conditions_block(&s.conditions));
+    if !s.authorizations.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .authorizations
+            .iter()
+            .map(|a| {
+                vec![
+                    a.dns_name.clone(),
+                    format!("{:?}", a.state),
+                    opt(a.last_attempt_time.as_ref().map(|t| t.0)),
+                    opt(a.next_retry_time.as_ref().map(|t| t.0)),
+                    match (&a.error_type, &a.error_detail) {
+                        (None, None) => String::new(),
+                        (t, d) => format!(
+                            "{}: {}",
+                            t.as_deref().unwrap_or("error"),
+                            d.as_deref().unwrap_or("no detail")
+                        ),
+                    },
+                ]
+            })
+            .collect();
+        let _ = write!(
+            out,
+            "\nAuthorizations:\n{}",
+            table(
+                &["NAME", "STATE", "LAST ATTEMPT", "NEXT RETRY", "CA ERROR"],
+                &rows
+            )
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_certificate_story_shows_conditions_authorizations_and_the_next_attempt() {
+        let cert: Certificate = serde_json::from_value(json!({
+            "apiVersion": "switchyard.dev/v1alpha1",
+            "kind": "Certificate",
+            "metadata": {"name": "shop", "namespace": "web"},
+            "spec": {
+                "secretName": "shop-tls",
+                "dnsNames": ["shop.example.com"],
+                "issuerRef": {"kind": "ClusterIssuer", "name": "letsencrypt"}
+            },
+            "status": {
+                "conditions": [{
+                    "type": "Ready", "status": "False", "reason": "Failed",
+                    "message": "the order is invalid; next attempt at 2026-11-22T21:05:00Z",
+                    "lastTransitionTime": "2026-11-22T21:00:00Z"
+                }],
+                "failedIssuanceAttempts": 1,
+                "lastFailureTime": "2026-11-22T21:00:00Z",
+                "nextRetryTime": "2026-11-22T21:05:00Z",
+                "authorizations": [{
+                    "dnsName": "shop.example.com", "state": "Invalid",
+                    "errorType": "urn:ietf:params:acme:error:unauthorized",
+                    "errorDetail": "Invalid response: 404",
+                    "nextRetryTime": "2026-11-22T21:05:00Z"
+                }]
+            }
+        }))
+        .expect("valid Certificate");
+        let story = certificate_story(&cert);
+        for expected in [
+            "Certificate web/shop",
+            "ClusterIssuer letsencrypt",
+            "1 in a row",
+            "next attempt at 2026-11-22T21:05:00Z",
+            "Ready   False",
+            "urn:ietf:params:acme:error:unauthorized: Invalid response: 404",
+            "shop.example.com   Invalid",
+        ] {
+            assert!(story.contains(expected), "{expected:?} in\n{story}");
+        }
+        let patch = renew_patch(Some(3), "2026-11-22T21:30:00Z".parse().expect("time"));
+        assert_eq!(
+            patch["status"]["conditions"][0]["reason"],
+            "ManuallyTriggered"
+        );
+        assert_eq!(patch["status"]["conditions"][0]["observedGeneration"], 3);
+    }
 
     #[test]
     fn action_patch_sets_the_verb_annotation_to_the_time() {

@@ -37,6 +37,24 @@ enum Command {
         /// Every namespace.
         #[arg(short = 'A', long)]
         all_namespaces: bool,
+        /// Keep watching the RolloutRoute NAME and print it again whenever it changes.
+        #[arg(short, long, requires = "name")]
+        watch: bool,
+    },
+    /// Print the Ingresses the operator would create for the RolloutRoutes in a file (no
+    /// cluster needed).
+    Render {
+        /// A YAML file with one or more RolloutRoutes ("-" reads stdin).
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// During a rollout, at this step (from 0, as status.currentStep; blue-green: 0 before
+        /// the switch, 1 after).
+        #[arg(long, value_name = "N")]
+        step: Option<u32>,
+        /// The stable backend the rollout replaces, SERVICE:PORT [default: the file's
+        /// status.stableBackend].
+        #[arg(long, value_name = "SERVICE:PORT")]
+        from: Option<String>,
     },
     /// Move a rollout past its current pause (or, with --full, to the end at once).
     Promote {
@@ -55,11 +73,26 @@ enum Command {
     Retry { name: String },
     /// Roll back to the backend that served before the last completed rollout.
     Undo { name: String },
+    /// Certificates: `cert status NAME`, `cert renew NAME`.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// One Certificate in detail: conditions, each name's authorization, the CA's last error
+    /// and the next attempt.
+    Status { name: String },
+    /// Issue the Certificate again now (Issuing=True, reason ManuallyTriggered).
+    Renew { name: String },
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Render { file, step, from } = &cli.command {
+        return render(file, *step, from.as_deref());
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kubeenv::client(cli.kubeconfig.as_deref()).await?;
     let namespace = cli
@@ -71,9 +104,16 @@ async fn main() -> anyhow::Result<()> {
 
     let (name, patch, done) = match cli.command {
         Command::Status {
+            name: Some(name),
+            watch: true,
+            ..
+        } => return watch(client, &namespace, &name).await,
+        Command::Status {
             name,
             all_namespaces,
+            ..
         } => return status(client, &namespace, name, all_namespaces).await,
+        Command::Render { .. } => return Ok(()),
         Command::Promote { name, full } => {
             let verb = if full { "promote-full" } else { "promote" };
             let p = plugin::action_patch(verb, jiff::Timestamp::now());
@@ -91,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
             let p = plugin::action_patch("undo", jiff::Timestamp::now());
             (name, p, "undo requested")
         }
+        Command::Cert(command) => return cert(client, &namespace, command).await,
         Command::Pause { name } => (name, plugin::pause_patch(true), "paused"),
         Command::Resume { name } => (name, plugin::pause_patch(false), "resumed"),
     };
@@ -114,12 +155,7 @@ async fn status(
             .get(&name)
             .await
             .with_context(|| format!("rolloutroute {namespace}/{name}"))?;
-        print!(
-            "{}",
-            plugin::rollout_rows(std::slice::from_ref(&route), false)
-        );
-        let conditions = route.status.map(|s| s.conditions).unwrap_or_default();
-        print!("\n{}", plugin::conditions_block(&conditions));
+        print!("{}", switchyard_operator::view::route_detail(&route));
         return Ok(());
     }
     let (routes, certs): (Api<RolloutRoute>, Api<Certificate>) = if all {
@@ -148,6 +184,75 @@ async fn status(
         println!("No Certificates in {scope}.");
     } else {
         print!("{}", plugin::certificate_rows(&certs, all));
+    }
+    Ok(())
+}
+
+async fn cert(client: kube::Client, namespace: &str, command: CertCommand) -> anyhow::Result<()> {
+    let certs: Api<Certificate> = Api::namespaced(client, namespace);
+    match command {
+        CertCommand::Status { name } => {
+            let cert = certs
+                .get(&name)
+                .await
+                .with_context(|| format!("certificate {namespace}/{name}"))?;
+            print!("{}", plugin::certificate_story(&cert));
+        }
+        CertCommand::Renew { name } => {
+            let cert = certs
+                .get(&name)
+                .await
+                .with_context(|| format!("certificate {namespace}/{name}"))?;
+            let patch = plugin::renew_patch(cert.metadata.generation, jiff::Timestamp::now());
+            certs
+                .patch_status(
+                    &name,
+                    &PatchParams::apply("kubectl-switchyard").force(),
+                    &Patch::Apply(&patch),
+                )
+                .await
+                .with_context(|| format!("certificate {namespace}/{name}"))?;
+            println!("certificate.switchyard.dev/{name} renewal requested");
+        }
+    }
+    Ok(())
+}
+
+fn render(file: &std::path::Path, step: Option<u32>, from: Option<&str>) -> anyhow::Result<()> {
+    use switchyard_operator::render;
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let position = render::Position {
+        step,
+        from: from.map(render::parse_backend).transpose()?,
+    };
+    print!("{}", render::render(&text, &position)?);
+    Ok(())
+}
+
+/// `status NAME --watch`: the detail view again on every change, until interrupted.
+async fn watch(client: kube::Client, namespace: &str, name: &str) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let routes: Api<RolloutRoute> = Api::namespaced(client, namespace);
+    routes
+        .get(name)
+        .await
+        .with_context(|| format!("rolloutroute {namespace}/{name}"))?;
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = std::pin::pin!(watcher(routes, config).applied_objects());
+    let mut last = String::new();
+    while let Some(route) = stream.next().await {
+        let route = route.with_context(|| format!("watching rolloutroute {namespace}/{name}"))?;
+        let view = switchyard_operator::view::route_detail(&route);
+        if view != last {
+            println!("--- {} ---", jiff::Timestamp::now().strftime("%H:%M:%S"));
+            print!("{view}");
+            last = view;
+        }
     }
     Ok(())
 }

@@ -31,15 +31,30 @@ pub mod reason {
     pub const WILDCARD_NEEDS_DNS01: &str = "WildcardNeedsDNS01";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const KEY_ALGORITHM_UNSUPPORTED: &str = "KeyAlgorithmUnsupported";
+    /// Issuing True, set by `kubectl switchyard cert renew`: issue now, whatever the renewal
+    /// time says.
+    pub const MANUALLY_TRIGGERED: &str = "ManuallyTriggered";
 }
 
-/// An ACME order recorded as in flight for a Certificate. `CertificateStatus` has no field for
-/// it yet; it wants one (`status.order: {url, generation}`) so a restart resumes the order.
+/// An ACME order recorded as in flight for a Certificate (`status.order`), so a restart
+/// resumes the order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InFlightOrder {
     pub url: String,
     /// The Certificate generation the order was created for.
     pub generation: Option<i64>,
+}
+
+impl InFlightOrder {
+    /// The order recorded in a status, if any.
+    pub fn of(status: Option<&CertificateStatus>) -> Option<Self> {
+        status
+            .and_then(|s| s.order.as_ref())
+            .map(|o| InFlightOrder {
+                url: o.url.clone(),
+                generation: o.generation,
+            })
+    }
 }
 
 /// What the issuer can validate.
@@ -92,6 +107,8 @@ pub enum IssueReason {
     IssuerChanged,
     /// The renewal time has come.
     Renewal,
+    /// Someone asked (`kubectl switchyard cert renew`).
+    Requested,
 }
 
 impl IssueReason {
@@ -104,12 +121,16 @@ impl IssueReason {
             IssueReason::KeyChanged => "KeyChanged",
             IssueReason::IssuerChanged => "IssuerChanged",
             IssueReason::Renewal => "Renewal",
+            IssueReason::Requested => reason::MANUALLY_TRIGGERED,
         }
     }
 
     /// Whether the certificate in the Secret still serves the spec while this is being fixed.
     pub fn still_ready(self) -> bool {
-        matches!(self, IssueReason::Renewal | IssueReason::IssuerChanged)
+        matches!(
+            self,
+            IssueReason::Renewal | IssueReason::IssuerChanged | IssueReason::Requested
+        )
     }
 }
 
@@ -363,6 +384,20 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             None
         };
         if let Some(reason) = wait {
+            // Without a usable certificate the failure is the news: keep the CA's word (the
+            // Issuing message, with its retry time) in Ready too.
+            let readiness = if readiness.ready {
+                readiness
+            } else {
+                Readiness {
+                    ready: false,
+                    reason: match reason {
+                        WaitReason::RateLimited => reason::RATE_LIMITED,
+                        WaitReason::Backoff => reason::FAILED,
+                    },
+                    message: c.message.clone(),
+                }
+            };
             let mut d = decision(
                 Action::Wait {
                     until,
@@ -467,7 +502,14 @@ fn need(inputs: &Inputs<'_>, cert: Option<&CertInfo>) -> Option<IssueReason> {
         cert.not_after,
         spec.renew_before().ok().flatten(),
     );
-    (inputs.now >= renew_at).then_some(IssueReason::Renewal)
+    if inputs.now >= renew_at {
+        return Some(IssueReason::Renewal);
+    }
+    let requested = inputs
+        .status
+        .and_then(|s| find(&s.conditions, ISSUING))
+        .is_some_and(|c| c.status == "True" && c.reason == reason::MANUALLY_TRIGGERED);
+    requested.then_some(IssueReason::Requested)
 }
 
 fn key_fits(spec: &PrivateKey, kind: KeyKind) -> bool {
@@ -518,7 +560,9 @@ fn readiness(secret: Option<&SecretState>, need: Option<IssueReason>, now: Times
                 IssueReason::KeyChanged => {
                     "the certificate's key is not the one spec.privateKey asks for".into()
                 }
-                IssueReason::IssuerChanged | IssueReason::Renewal => String::new(),
+                IssueReason::IssuerChanged | IssueReason::Renewal | IssueReason::Requested => {
+                    String::new()
+                }
             },
         },
     }
@@ -739,6 +783,34 @@ mod tests {
     }
 
     #[test]
+    fn a_requested_renewal_issues_at_once_and_stays_ready() {
+        let spec = spec();
+        let secret = ours();
+        let status = CertificateStatus {
+            conditions: vec![Condition {
+                status: "True".into(),
+                reason: reason::MANUALLY_TRIGGERED.into(),
+                ..issuing(reason::MANUALLY_TRIGGERED, 2)
+            }],
+            ..CertificateStatus::default()
+        };
+        let d = decide(&inputs(
+            &spec,
+            Some(&secret),
+            Some(&status),
+            "2026-02-01T00:00:00Z",
+        ));
+        assert_eq!(
+            d.action,
+            Action::Issue {
+                reason: IssueReason::Requested,
+                reuse_key: false
+            }
+        );
+        assert!(d.ready.ready);
+    }
+
+    #[test]
     fn rotation_never_reuses_a_fitting_key() {
         let mut spec = spec();
         spec.private_key = Some(PrivateKey {
@@ -884,6 +956,10 @@ mod tests {
             }
         );
         assert_eq!(d.requeue_at, Some(ts("2026-02-01T00:20:00Z")));
+        // No certificate to serve: Ready keeps the failure and its CA detail.
+        assert!(!d.ready.ready);
+        assert_eq!(d.ready.reason, reason::FAILED);
+        assert!(d.ready.message.contains("CAA"), "{}", d.ready.message);
         // After the wait: issue.
         let d = decide(&inputs(&spec, None, Some(&status), "2026-02-01T00:20:00Z"));
         assert!(matches!(d.action, Action::Issue { .. }));

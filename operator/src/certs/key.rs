@@ -29,6 +29,8 @@ pub enum KeyError {
     Unreadable(#[source] rcgen::Error),
     #[error("building the certificate signing request failed")]
     Csr(#[source] rcgen::Error),
+    #[error("signing the self-signed certificate failed")]
+    SelfSign(#[source] rcgen::Error),
 }
 
 /// The signature algorithm for a key spec, or why it cannot be generated here.
@@ -90,6 +92,32 @@ impl CertKey {
             .serialize_request(&self.pair)
             .map_err(KeyError::Csr)?;
         Ok(csr.der().to_vec())
+    }
+}
+
+impl CertKey {
+    /// A self-signed certificate for the names with this key, valid from `not_before` to
+    /// `not_after` (the selfSigned issuer). PEM.
+    pub fn self_signed_pem(
+        &self,
+        dns_names: &[String],
+        not_before: jiff::Timestamp,
+        not_after: jiff::Timestamp,
+    ) -> Result<String, KeyError> {
+        let mut params = CertificateParams::new(dns_names.to_vec()).map_err(KeyError::Csr)?;
+        let mut subject = DistinguishedName::new();
+        if let Some(first) = dns_names.first() {
+            subject.push(rcgen::DnType::CommonName, first.as_str());
+        }
+        params.distinguished_name = subject;
+        let at = |t: jiff::Timestamp| {
+            let seconds = u64::try_from(t.as_second()).unwrap_or(0);
+            rcgen::date_time_ymd(1970, 1, 1) + std::time::Duration::from_secs(seconds)
+        };
+        params.not_before = at(not_before);
+        params.not_after = at(not_after);
+        let cert = params.self_signed(&self.pair).map_err(KeyError::SelfSign)?;
+        Ok(cert.pem())
     }
 }
 

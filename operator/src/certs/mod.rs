@@ -13,15 +13,21 @@
 //!   instant-acme drops on errors, with a timeout on every request.
 //! - [`key`]: certificate keys (ECDSA P-256/P-384, Ed25519; ring generates no RSA), the CSR,
 //!   and the P-256 check of ACME account keys.
+//! - [`status`]: how the status moves (order created, in progress, failed, issued).
+//! - [`children`]: the challenge Ingresses and the tls Secret, built without IO.
+//! - [`shortcut`]: the Certificates an annotated Ingress asks for.
 //! - [`acme`]: the shell: account, order, HTTP-01 challenges, finalize, download.
 
 pub mod acme;
+pub mod children;
 pub mod classify;
 pub mod decide;
 pub mod errors;
 pub mod http;
 pub mod key;
 pub mod secret;
+pub mod shortcut;
+pub mod status;
 
 pub use acme::{
     AccountSettings, AcmeAccount, AcmeOrder, Http01Challenge, Issued, OrderPhase, connect_account,

@@ -15,9 +15,10 @@ use serde_json::json;
 use switchyard_crds::RolloutRoute;
 use switchyard_crds::condition::{READY, find};
 
+use super::analysis::{Analysis, Subject};
 use crate::rollout::{
-    self, Observed, ROUTE_LABEL, child_name, desired_ingresses, label_value, next_status,
-    stale_children,
+    self, Observed, ROUTE_LABEL, analysis_due, child_name, desired_ingresses, label_value,
+    next_status, stale_children,
 };
 
 pub const FIELD_MANAGER: &str = "switchyard-operator";
@@ -25,6 +26,8 @@ pub const FIELD_MANAGER: &str = "switchyard-operator";
 pub struct Context {
     pub client: kube::Client,
     pub recorder: Recorder,
+    /// Scrapes the proxy's metrics for analysis.
+    pub analysis: Analysis,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +49,19 @@ fn owned_by(ingress: &Ingress, uid: &str) -> bool {
     ingress.owner_references().iter().any(|o| o.uid == uid)
 }
 
-pub async fn reconcile(route: Arc<RolloutRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = route.namespace().unwrap_or_default();
-    let name = route.name_any();
+pub async fn reconcile(cached: Arc<RolloutRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = cached.namespace().unwrap_or_default();
+    let name = cached.name_any();
+    // The watch cache can lag behind the status this controller wrote a moment ago (a child's
+    // change wakes the route before the status update arrives); deciding on a stale status
+    // would start a rollout twice or move a step back. Read the route itself.
+    let Some(route) = Api::<RolloutRoute>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading RolloutRoute {ns}/{name}")))?
+    else {
+        return Ok(Action::await_change());
+    };
     let uid = route.uid().unwrap_or_default();
     let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), &ns);
 
@@ -67,13 +80,27 @@ pub async fn reconcile(route: Arc<RolloutRoute>, ctx: Arc<Context>) -> Result<Ac
             conflicts.push(child);
         }
     }
+    // An analysis interval that has ended is measured from the proxy's metrics.
+    let subject = Subject {
+        uid: &uid,
+        namespace: &ns,
+        name: &name,
+    };
+    let old_status = route.status.clone().unwrap_or_default();
+    let measurement = match analysis_due(&route, &old_status) {
+        Some(due) if jiff::Timestamp::now() >= due.at => ctx.analysis.measure(&subject, &due).await,
+        _ => None,
+    };
     let observed = Observed {
-        // Analysis reads the proxy's metrics; until that scrape is wired, no measurement is
-        // passed and analysis waits (it never passes or fails on no data).
-        measurement: None,
+        measurement,
         conflicts: conflicts.clone(),
     };
     let decision = next_status(&route, &observed, jiff::Timestamp::now());
+    // A rollout that analysis follows from now on gets the scrape its first interval starts
+    // from; one it no longer follows is forgotten.
+    ctx.analysis
+        .follow(&subject, analysis_due(&route, &decision.status).as_ref())
+        .await;
 
     let invalid = find(&decision.status.conditions, READY)
         .is_some_and(|c| c.reason == rollout::reason::INVALID_SPEC);

@@ -27,6 +27,23 @@ pub struct Measurement {
     pub success_rate: Option<f64>,
     /// Latency at the spec's percentile; `None` when nothing could be computed.
     pub latency: Option<Duration>,
+    /// Why nothing could be measured (no proxy answered its metrics, say): the interval is
+    /// Inconclusive, never a failure, and says so in status.
+    pub error: Option<String>,
+}
+
+impl Measurement {
+    /// An interval that could not be measured.
+    pub fn failed(backend: Backend, time: Timestamp, error: String) -> Measurement {
+        Measurement {
+            backend,
+            time,
+            requests: 0,
+            success_rate: None,
+            latency: None,
+            error: Some(error),
+        }
+    }
 }
 
 /// The verdict on one measurement, as recorded in status.
@@ -35,7 +52,7 @@ pub(crate) fn judge(checks: &Checks, m: &Measurement) -> AnalysisRun {
     AnalysisRun {
         time: Time(m.time),
         verdict,
-        requests: Some(m.requests),
+        requests: m.error.is_none().then_some(m.requests),
         success_rate: m.success_rate.map(round4),
         latency: m.latency.map(format_duration),
         message: Some(message),
@@ -43,6 +60,9 @@ pub(crate) fn judge(checks: &Checks, m: &Measurement) -> AnalysisRun {
 }
 
 fn verdict(checks: &Checks, m: &Measurement) -> (Verdict, String) {
+    if let Some(error) = &m.error {
+        return (Verdict::Inconclusive, format!("not measured: {error}"));
+    }
     // Too little traffic says nothing about the backend: neither a pass nor a failure.
     if m.requests < checks.min_requests {
         return (
@@ -112,6 +132,7 @@ mod tests {
             requests,
             success_rate: rate,
             latency: latency_ms.map(Duration::from_millis),
+            error: None,
         }
     }
 
@@ -150,6 +171,22 @@ mod tests {
             assert_eq!(run.message.as_deref(), Some(message));
             assert_eq!(run.requests, Some(m.requests));
         }
+    }
+
+    #[test]
+    fn an_unmeasured_interval_is_inconclusive_and_says_why() {
+        let m = Measurement::failed(
+            measured(0, None, None).backend,
+            Timestamp::UNIX_EPOCH,
+            "no proxy metrics URL answered".into(),
+        );
+        let run = judge(&checks(), &m);
+        assert_eq!(run.verdict, Verdict::Inconclusive);
+        assert_eq!(
+            run.message.as_deref(),
+            Some("not measured: no proxy metrics URL answered")
+        );
+        assert_eq!(run.requests, None);
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalysisDue {
     pub backend: Backend,
+    /// When the rollout (or its resumption) began moving traffic: measurements taken before
+    /// it belong to another rollout.
+    pub since: Timestamp,
     /// The interval ends here; a measurement taken earlier is ignored.
     pub at: Timestamp,
     pub interval: Duration,
@@ -100,9 +103,11 @@ pub fn analysis_due(route: &RolloutRoute, status: &RolloutRouteStatus) -> Option
     let plan = Plan::new(&route.spec).ok()?;
     let checks = plan.analysis.as_ref()?;
     let backend = rollout_target(status)?.clone();
-    let at = due_at(status, checks, progressing_since(status)?);
+    let since = progressing_since(status)?;
+    let at = due_at(status, checks, since);
     Some(AnalysisDue {
         backend,
+        since,
         at,
         interval: checks.interval,
         percentile: checks.latency.map(|l| l.percentile),

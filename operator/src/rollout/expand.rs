@@ -1,7 +1,8 @@
 //! Expansion of a RolloutRoute into plain Ingresses carrying ingress-nginx canary annotations,
 //! so that any controller that understands them (first of all our proxy) serves the rollout.
 //!
-//! - `<name>`: every host × path → the stable backend, with TLS when spec.tls is set.
+//! - `<name>`: every host × path → the stable backend, with TLS when spec.tls is set (and,
+//!   with spec.tls.issuerRef, the issuer annotation that makes a Certificate for it).
 //! - `<name>-canary`: during a canary rollout that sends it traffic (weight > 0 or a match).
 //! - `<name>-preview`: during a blue-green rollout, the preview hosts → the new backend.
 
@@ -13,7 +14,9 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use switchyard_crds::{Backend, CanaryMatch, RolloutRoute, RolloutRouteStatus, Strategy};
+use switchyard_crds::{
+    Backend, CanaryMatch, IssuerKind, RolloutRoute, RolloutRouteStatus, Strategy,
+};
 
 use super::state::rollout_target;
 
@@ -43,10 +46,12 @@ pub fn desired_ingresses(route: &RolloutRoute, status: &RolloutRouteStatus) -> V
     let spec = &route.spec;
     let name = route_name(route);
     let stable = status.stable_backend.as_ref().unwrap_or(&spec.backend);
+    let mut stable_annotations = policy_annotations(&spec.annotations);
+    stable_annotations.extend(issuer_annotation(route));
     let mut children = vec![child(
         route,
         name.to_owned(),
-        policy_annotations(&spec.annotations),
+        stable_annotations,
         &spec.hosts,
         stable,
         true,
@@ -115,7 +120,7 @@ fn route_name(route: &RolloutRoute) -> &str {
 
 /// Fits `text` into `max` characters: a prefix that ends in an alphanumeric character, a
 /// dash, and 8 hex digits of the whole text's hash. Names are ASCII (DNS subdomains).
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_owned();
     }
@@ -128,7 +133,7 @@ fn shorten(text: &str, max: usize) -> String {
 }
 
 /// FNV-1a (32 bits): tiny, stable across releases and platforms, which a child name needs.
-fn fnv1a(text: &str) -> u32 {
+pub(crate) fn fnv1a(text: &str) -> u32 {
     text.bytes().fold(0x811c_9dc5, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     })
@@ -142,6 +147,18 @@ fn policy_annotations(annotations: &BTreeMap<String, String>) -> BTreeMap<String
         .filter(|(key, _)| !key.starts_with(&format!("{NGINX}canary")))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// `spec.tls.issuerRef` becomes the Ingress shortcut's annotation on the stable Ingress (the
+/// one with the TLS section): the certificate controller then keeps a Certificate for the
+/// hosts in `spec.tls.secretName`, owned by that Ingress.
+fn issuer_annotation(route: &RolloutRoute) -> Option<(String, String)> {
+    let issuer = route.spec.tls.as_ref()?.issuer_ref.as_ref()?;
+    let key = match issuer.kind() {
+        IssuerKind::ClusterIssuer => crate::certs::shortcut::CLUSTER_ISSUER,
+        IssuerKind::Issuer => crate::certs::shortcut::ISSUER,
+    };
+    Some((key.to_owned(), issuer.name.clone()))
 }
 
 fn canary_settings(annotations: &BTreeMap<String, String>) -> BTreeMap<String, String> {

@@ -17,6 +17,7 @@
 mod analysis;
 pub mod decide;
 pub mod expand;
+pub mod metrics;
 mod plan;
 mod state;
 

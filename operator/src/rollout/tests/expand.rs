@@ -356,3 +356,44 @@ fn stale_children_are_those_no_longer_desired() {
     );
     assert_eq!(stale_children(&existing, &rolling), ["shop-preview"]);
 }
+
+#[test]
+fn an_issuer_ref_asks_for_a_certificate_on_the_stable_ingress_only() {
+    use switchyard_crds::{IssuerKind, IssuerRef};
+    let mut route = full_route(example_steps());
+    route.spec.tls = Some(RouteTls {
+        secret_name: "shop-tls".into(),
+        issuer_ref: Some(IssuerRef {
+            kind: Some(IssuerKind::ClusterIssuer),
+            name: "letsencrypt".into(),
+            group: None,
+        }),
+    });
+    let children = desired_ingresses(
+        &route,
+        &status(Phase::Progressing, "shop-v1", "shop-v2", Some(10)),
+    );
+    let annotation = |i: &Ingress, key: &str| {
+        i.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .cloned()
+    };
+    assert_eq!(
+        annotation(&children[0], "switchyard.dev/cluster-issuer").as_deref(),
+        Some("letsencrypt")
+    );
+    assert_eq!(
+        annotation(&children[1], "switchyard.dev/cluster-issuer"),
+        None
+    );
+    if let Some(issuer) = route.spec.tls.as_mut().and_then(|t| t.issuer_ref.as_mut()) {
+        issuer.kind = Some(IssuerKind::Issuer);
+    }
+    let children = desired_ingresses(&route, &RolloutRouteStatus::default());
+    assert_eq!(
+        annotation(&children[0], "switchyard.dev/issuer").as_deref(),
+        Some("letsencrypt")
+    );
+}

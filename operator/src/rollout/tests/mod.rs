@@ -284,6 +284,7 @@ fn measurement(service: &str, at: i64, requests: u64, rate: f64, p99_ms: u64) ->
         requests,
         success_rate: Some(rate),
         latency: Some(Duration::from_millis(p99_ms)),
+        error: None,
     }
 }
 
