@@ -145,6 +145,51 @@ show green -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/"
 k -n "$ns" patch ingress demo --type=json \
   -p '[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service","value":{"name":"blue","port":{"number":18081}}}]' >/dev/null
 
+say "A canary rollout: RolloutRoute shop (examples/demo/rollout.yaml), served by blue"
+export PATH="$target:$PATH" # kubectl switchyard: the plugin binary kubectl-switchyard
+k apply -n "$ns" -f examples/demo/rollout.yaml
+k -n "$ns" wait --for=condition=Ready rr/shop --timeout=60s
+for _ in $(seq 1 50); do
+  curl -s -H 'Host: shop.switchyard.local' "http://127.0.0.1:$http_port/" | grep -q '^blue:' && break
+  sleep 0.2
+done
+show blue -H 'Host: shop.switchyard.local' "http://127.0.0.1:$http_port/"
+
+split() { # requests: prints how many of them blue and green answered
+  local blue=0 green=0 i
+  for i in $(seq 1 "$1"); do
+    case $(curl -s -H 'Host: shop.switchyard.local' "http://127.0.0.1:$http_port/") in
+      blue:*) blue=$((blue + 1)) ;;
+      green:*) green=$((green + 1)) ;;
+    esac
+  done
+  echo "$blue $green"
+}
+say "Starting the rollout: spec.backend -> green (step 1: 20 %, then a pause until promote)"
+k -n "$ns" patch rr shop --type merge -p '{"spec":{"backend":{"service":"green","port":18082}}}'
+k -n "$ns" wait --for=condition=Paused rr/shop --timeout=60s
+for _ in $(seq 1 50); do
+  curl -s -H 'Host: shop.switchyard.local' -H 'X-Canary: true' "http://127.0.0.1:$http_port/" | grep -q '^green:' && break
+  sleep 0.2
+done
+show green -H 'Host: shop.switchyard.local' -H 'X-Canary: true' "http://127.0.0.1:$http_port/"
+read -r blue green < <(split 50)
+echo "  50 requests: blue $blue, green $green"
+(( green >= 5 && green <= 15 )) || fail "expected about 20 % of 50 requests on green, got $green"
+k -n "$ns" get rr shop
+
+say "kubectl switchyard promote shop (step 3: 50 %, three seconds, then green serves everything)"
+kubectl switchyard --kubeconfig "$kubeconfig" -n "$ns" promote shop
+k -n "$ns" wait --for=condition=Promoted rr/shop --timeout=60s
+for _ in $(seq 1 50); do
+  [[ $(split 10) == "0 10" ]] && break
+  sleep 0.2
+done
+read -r blue green < <(split 20)
+echo "  20 requests: blue $blue, green $green"
+(( blue == 0 )) || fail "expected green to serve everything after the rollout, blue answered $blue"
+k -n "$ns" get rr shop
+
 if [[ -n "$exit_after" ]]; then
   say "Demo checks passed"
   exit 0
@@ -161,6 +206,8 @@ The demo is running. Try, in another terminal:
   curl -k --resolve demo.switchyard.local:$https_port:127.0.0.1 https://demo.switchyard.local:$https_port/
   curl http://127.0.0.1:$metrics_port/metrics | grep nginx_ingress_controller_requests
   kubectl --kubeconfig $kubeconfig -n $ns edit ingress demo     # changes apply live
+  kubectl --kubeconfig $kubeconfig -n $ns get rr shop            # the rollout (now on green)
+  PATH=$target:\$PATH kubectl switchyard --kubeconfig $kubeconfig -n $ns status shop
 
 Logs: $state/{proxy,operator,blue,green}.log
 Press Ctrl-C to stop everything.
