@@ -92,6 +92,9 @@ done
 # (localhost), which the proxy resolves and connects to like any external backend.
 say "Applying the namespace $ns, the Services blue and green (ExternalName: localhost), the IngressClass and an Ingress"
 k create namespace "$ns" --dry-run=client -o yaml | k apply -f - >/dev/null
+# A second run on the same control plane starts from the same state as the first.
+k -n "$ns" delete --ignore-not-found --wait ingress/demo rolloutroute.switchyard.dev/shop \
+  certificate.switchyard.dev/demo issuer.switchyard.dev/pebble secret/demo-tls >/dev/null
 k apply -n "$ns" -f examples/demo/services.yaml
 cat examples/demo/ingress.yaml
 k apply -n "$ns" -f examples/demo/ingress.yaml
@@ -190,6 +193,49 @@ echo "  20 requests: blue $blue, green $green"
 (( blue == 0 )) || fail "expected green to serve everything after the rollout, blue answered $blue"
 k -n "$ns" get rr shop
 
+say "A certificate from a local ACME server (Pebble), validated over HTTP-01 through the proxy"
+"$target/switchyard-cluster" pebble --state-dir "$state" --http01-port "$http_port" \
+  >"$state/pebble.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do [[ -s "$state/pebble/issuing-root.pem" ]] && break; sleep 0.2; done
+[[ -s "$state/pebble/issuing-root.pem" ]] || fail "Pebble did not start (see $state/pebble.log)"
+cat >"$state/certificate.yaml" <<YAML
+apiVersion: switchyard.dev/v1alpha1
+kind: Issuer
+metadata: {name: pebble}
+spec:
+  acme:
+    server: $(cat "$state/pebble/directory-url")
+    email: demo@switchyard.local
+    privateKeySecretRef: {name: pebble-account}
+    caBundle: $(base64 -w0 <"$state/pebble/server-ca.pem")
+    solvers: [{http01: {ingress: {ingressClassName: switchyard}}}]
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: Certificate
+metadata: {name: demo}
+spec:
+  secretName: demo-tls
+  dnsNames: [demo.switchyard.local]
+  issuerRef: {kind: Issuer, name: pebble}
+YAML
+sed -n '/^kind: Certificate/,$p' "$state/certificate.yaml"
+k apply -n "$ns" -f "$state/certificate.yaml"
+k -n "$ns" wait --for=condition=Ready certificate.switchyard.dev/demo --timeout=120s
+k -n "$ns" get swcert demo
+k -n "$ns" patch ingress demo --type=merge \
+  -p '{"spec":{"tls":[{"hosts":["demo.switchyard.local"],"secretName":"demo-tls"}]}}'
+https=(--cacert "$state/pebble/issuing-root.pem" --resolve "demo.switchyard.local:$https_port:127.0.0.1")
+for _ in $(seq 1 50); do
+  curl -fsS "${https[@]}" "https://demo.switchyard.local:$https_port/" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+show blue "${https[@]}" "https://demo.switchyard.local:$https_port/"
+echo "  (the certificate verifies against Pebble's root: curl checked it)"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: demo.switchyard.local' "http://127.0.0.1:$http_port/")
+echo "  plain HTTP now answers $code (to HTTPS, as ingress-nginx does for hosts with TLS)"
+[[ "$code" == 308 ]] || fail "expected a 308 to HTTPS, got $code"
+
 if [[ -n "$exit_after" ]]; then
   say "Demo checks passed"
   exit 0
@@ -203,13 +249,14 @@ The demo is running. Try, in another terminal:
   kubectl --kubeconfig $kubeconfig get switchyard -A
   curl -H 'Host: demo.switchyard.local' http://127.0.0.1:$http_port/
   curl -H 'Host: demo.switchyard.local' http://127.0.0.1:$http_port/green/
-  curl -k --resolve demo.switchyard.local:$https_port:127.0.0.1 https://demo.switchyard.local:$https_port/
+  curl --cacert $state/pebble/issuing-root.pem --resolve demo.switchyard.local:$https_port:127.0.0.1 https://demo.switchyard.local:$https_port/
+  kubectl --kubeconfig $kubeconfig -n $ns get swcert,swissuer     # the certificate and its issuer
   curl http://127.0.0.1:$metrics_port/metrics | grep nginx_ingress_controller_requests
   kubectl --kubeconfig $kubeconfig -n $ns edit ingress demo     # changes apply live
   kubectl --kubeconfig $kubeconfig -n $ns get rr shop            # the rollout (now on green)
   PATH=$target:\$PATH kubectl switchyard --kubeconfig $kubeconfig -n $ns status shop
 
-Logs: $state/{proxy,operator,blue,green}.log
+Logs: $state/{proxy,operator,blue,green,pebble}.log
 Press Ctrl-C to stop everything.
 EOF
 while true; do

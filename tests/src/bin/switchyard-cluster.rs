@@ -27,11 +27,27 @@ enum Cmd {
         #[arg(long)]
         no_crds: bool,
     },
+    /// Start Pebble (an ACME server) with its challenge DNS server answering 127.0.0.1, and run
+    /// until signalled; writes pebble/directory-url, pebble/server-ca.pem (its API's TLS) and
+    /// pebble/issuing-root.pem (what issued certificates chain to) under the state dir.
+    Pebble {
+        #[arg(long, default_value = ".switchyard")]
+        state_dir: PathBuf,
+        /// The port Pebble validates HTTP-01 challenges on (the proxy's HTTP port).
+        #[arg(long)]
+        http01_port: u16,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Cmd::Run { state_dir, no_crds } = cli.command;
+    let (state_dir, no_crds) = match cli.command {
+        Cmd::Run { state_dir, no_crds } => (state_dir, no_crds),
+        Cmd::Pebble {
+            state_dir,
+            http01_port,
+        } => return pebble(&state_dir, http01_port),
+    };
     let cluster_dir = state_dir.join("cluster");
     if cluster_dir.exists() {
         std::fs::remove_dir_all(&cluster_dir)
@@ -60,6 +76,15 @@ fn main() -> anyhow::Result<()> {
         pids.join(", ")
     );
 
+    wait_for_stop()?;
+    println!("stopping the control plane");
+    let _ = std::fs::remove_file(&ready_marker);
+    drop(cluster);
+    Ok(())
+}
+
+/// Blocks until SIGTERM or SIGINT.
+fn wait_for_stop() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -70,9 +95,26 @@ fn main() -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => {}
         }
         anyhow::Ok(())
+    })
+}
+
+fn pebble(state_dir: &std::path::Path, http01_port: u16) -> anyhow::Result<()> {
+    use switchyard_tests::pebble::{Pebble, PebbleOptions};
+    let dir = state_dir.join("pebble");
+    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    let pebble = Pebble::start(PebbleOptions {
+        http01_port,
+        certificate_validity: std::time::Duration::from_secs(90 * 24 * 3600),
     })?;
-    println!("stopping the control plane");
-    let _ = std::fs::remove_file(&ready_marker);
-    drop(cluster);
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("write {}", path.display()))
+    };
+    write("directory-url", pebble.directory_url())?;
+    write("server-ca.pem", pebble.server_ca_pem())?;
+    write("issuing-root.pem", &pebble.issuing_root_pem()?)?;
+    println!("pebble ready: {}", pebble.directory_url());
+    wait_for_stop()?;
+    drop(pebble);
     Ok(())
 }
