@@ -14,8 +14,8 @@ use switchyard_crds::AuthorizationState;
 use switchyard_tests::{eventually, ports::free_ports, shared_cluster};
 
 use common::{
-    Defer, ISSUE_WITHIN, acme_issuer, certificate, chain_of, events, expect_events, ingress_class,
-    is_ready, ready_of, setup, start_proxy, tls_ingress, verify_chain,
+    Defer, ISSUE_WITHIN, KeptConnection, acme_issuer, certificate, chain_of, events, expect_events,
+    ingress_class, is_ready, ready_of, setup, start_proxy, tls_ingress, verify_chain,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,6 +216,21 @@ async fn short_lived_certificates_are_renewed_without_a_restart() {
     let root = s.pebble.issuing_root_pem().expect("root");
     s.serves_over_https(host, &first_secret, &root).await;
 
+    // A client connected before the renewal keeps its connection (and the old certificate).
+    let port = s.proxy.https_port;
+    let (host_name, root_pem) = (host.to_owned(), root.clone());
+    let mut kept = tokio::task::spawn_blocking(move || {
+        let mut kept = KeptConnection::open(port, &host_name, &root_pem)?;
+        kept.get().map(|status| (kept, status))
+    })
+    .await
+    .expect("join")
+    .map(|(kept, status)| {
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        kept
+    })
+    .expect("a kept HTTPS connection");
+
     let secrets = s.secrets();
     let first_leaf = chain_of(&first_secret).first().cloned();
     eventually(
@@ -254,6 +269,20 @@ async fn short_lived_certificates_are_renewed_without_a_restart() {
     let second_secret = s.secrets().get("renew-tls").await.expect("Secret");
     verify_chain(&chain_of(&second_secret), &root, &[host]);
     s.serves_over_https(host, &second_secret, &root).await;
+    let (status, kept) = tokio::task::spawn_blocking(move || (kept.get(), kept))
+        .await
+        .expect("join");
+    assert!(
+        status
+            .as_deref()
+            .is_ok_and(|s| s.starts_with("HTTP/1.1 200")),
+        "the connection opened before the renewal was dropped: {status:?}"
+    );
+    assert_eq!(
+        kept.leaf(),
+        first_leaf,
+        "the kept connection is the one set up before"
+    );
     let renewed = || async { events(&s.client, s.ns.name(), "renew", "OrderCreated").await >= 2 };
     eventually(
         "a second OrderCreated Event",

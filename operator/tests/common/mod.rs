@@ -237,6 +237,78 @@ pub fn https_get(
     Ok((chain, text.lines().next().unwrap_or_default().to_string()))
 }
 
+/// An HTTPS keep-alive connection through the proxy, kept open across a certificate change:
+/// each `get` sends one request on it and reads one response.
+pub struct KeptConnection {
+    tls: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    host: String,
+}
+
+impl KeptConnection {
+    pub fn open(port: u16, host: &str, root_pem: &str) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
+            roots
+                .add(cert.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+        let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            tls: rustls::StreamOwned::new(conn, sock),
+            host: host.to_owned(),
+        })
+    }
+
+    /// One request on the open connection: its status line.
+    pub fn get(&mut self) -> Result<String, String> {
+        write!(self.tls, "GET / HTTP/1.1\r\nHost: {}\r\n\r\n", self.host)
+            .map_err(|e| format!("send on the kept connection: {e}"))?;
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            self.tls
+                .read_exact(&mut byte)
+                .map_err(|e| format!("read on the kept connection: {e}"))?;
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse().ok())?
+            })
+            .ok_or("a response without Content-Length")?;
+        let mut body = vec![0u8; length];
+        self.tls
+            .read_exact(&mut body)
+            .map_err(|e| format!("read the body on the kept connection: {e}"))?;
+        Ok(head.lines().next().unwrap_or_default().to_owned())
+    }
+
+    /// The certificate the connection was set up with.
+    pub fn leaf(&self) -> Option<CertificateDer<'static>> {
+        self.tls
+            .conn
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.clone().into_owned())
+    }
+}
+
 /// Runs a closure when dropped (cleanup that must happen when a test fails too).
 pub struct Defer<F: FnMut()>(pub F);
 
