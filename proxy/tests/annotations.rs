@@ -136,3 +136,76 @@ async fn access_redirect_header_and_size_policies_apply_per_ingress() {
     .await;
     assert_eq!(big.status, 413, "{}", big.describe());
 }
+
+/// Seed 000's CORS Ingress, unchanged annotations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflights_are_answered_and_allowed_origins_echoed() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = vec![ingress_class(
+        "switchyard",
+        "switchyard.dev/ingress-controller",
+        false,
+    )];
+    objects.extend(backend_service("web", web));
+    let mut cors = ingress("cors-ingress")
+        .class("switchyard")
+        .rule("api.example", &[("/", "Prefix", "web")]);
+    for (name, value) in [
+        ("enable-cors", "true"),
+        (
+            "cors-allow-origin",
+            "https://example.com,https://app.example.com",
+        ),
+        (
+            "cors-allow-methods",
+            "GET, POST, PUT, DELETE, PATCH, OPTIONS",
+        ),
+        (
+            "cors-allow-headers",
+            "DNT,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization",
+        ),
+        ("cors-allow-credentials", "true"),
+        ("cors-max-age", "1728000"),
+    ] {
+        cors = cors.annotation(&format!("{NGINX}/{name}"), value);
+    }
+    objects.push(cors.build());
+    folder.write_objects("cors.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let preflight = request(
+        proxy.http,
+        "OPTIONS /orders HTTP/1.1\r\nHost: api.example\r\nOrigin: https://app.example.com\r\nAccess-Control-Request-Method: POST\r\n",
+    )
+    .await;
+    assert_eq!(preflight.status, 204, "{}", preflight.describe());
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(preflight.header("access-control-max-age"), Some("1728000"));
+    assert_eq!(
+        preflight.header("access-control-allow-credentials"),
+        Some("true")
+    );
+
+    let allowed = request(
+        proxy.http,
+        "GET /orders HTTP/1.1\r\nHost: api.example\r\nOrigin: https://example.com\r\n",
+    )
+    .await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://example.com")
+    );
+
+    let other = request(
+        proxy.http,
+        "GET /orders HTTP/1.1\r\nHost: api.example\r\nOrigin: https://evil.example\r\n",
+    )
+    .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(other.header("access-control-allow-origin"), None);
+}

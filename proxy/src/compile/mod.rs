@@ -4,6 +4,7 @@
 mod backend;
 pub mod canary;
 mod class;
+pub mod cors;
 pub mod config;
 pub mod policy;
 pub mod regex_mode;

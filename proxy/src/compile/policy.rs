@@ -96,6 +96,8 @@ pub struct Policy {
     pub response_headers: Vec<(HeaderName, HeaderValue, bool)>,
     /// `configuration-snippet`'s `proxy_set_header` with literal values: set upstream.
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `enable-cors` and the `cors-*` options.
+    pub cors: Option<super::cors::Cors>,
 }
 
 impl Policy {
@@ -120,6 +122,7 @@ impl Policy {
             && self.backend_protocol.is_none()
             && self.response_headers.is_empty()
             && self.upstream_headers.is_empty()
+            && self.cors.is_none()
     }
 }
 
@@ -134,7 +137,9 @@ pub struct Finding {
 
 /// Annotations other modules handle (canary, regex mode).
 fn handled_elsewhere(name: &str) -> bool {
-    name.starts_with("canary") || matches!(name, "use-regex" | "rewrite-target")
+    name.starts_with("canary")
+        || name.starts_with("cors-")
+        || matches!(name, "use-regex" | "rewrite-target" | "enable-cors")
 }
 
 /// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
@@ -261,6 +266,16 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                 None => find(name, Severity::Warning, "UnsupportedAnnotation", "not supported by Switchyard yet; ignored".to_owned()),
             },
         }
+    }
+    let (cors, cors_problems) = super::cors::parse(annotations);
+    policy.cors = cors;
+    for (annotation, why) in cors_problems {
+        findings.push(Finding {
+            annotation,
+            severity: Severity::Warning,
+            reason: "InvalidAnnotation",
+            message: why,
+        });
     }
     if !closed.is_empty() {
         policy.closed = Some(closed.join("; "));
@@ -508,7 +523,7 @@ mod tests {
         let (policy, findings) = parse(&annotations(&[
             ("proxy-set-headers", "default/headers"),
             ("limit-burst", "50"),
-            ("enable-cors", "true"),
+            ("limit-rps", "100"),
         ]));
         assert!(policy.is_default());
         let reasons: Vec<(&str, &str)> = findings
@@ -518,18 +533,18 @@ mod tests {
         assert_eq!(
             reasons,
             [
+                ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
                 (
-                    "nginx.ingress.kubernetes.io/enable-cors",
+                    "nginx.ingress.kubernetes.io/limit-rps",
                     "UnsupportedAnnotation"
                 ),
-                ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
                 (
                     "nginx.ingress.kubernetes.io/proxy-set-headers",
                     "NotAnAnnotation"
                 ),
             ]
         );
-        assert!(findings[1].message.contains("limit-burst-multiplier"));
+        assert!(findings[0].message.contains("limit-burst-multiplier"));
     }
 
     #[test]

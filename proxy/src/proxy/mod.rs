@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
 use crate::compile::canary::{Decision, cookie_value};
+use crate::compile::cors::Cors;
 use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{Canary, HostRoutes, Target, Upstream, UpstreamProtocol};
 
@@ -145,6 +146,13 @@ impl Proxy {
             Some(redirect(*code, location.clone()))
         } else if let (Some(location), "/") = (&policy.app_root, &*path) {
             Some(redirect(StatusCode::FOUND, location.clone()))
+        } else if let Some(preflight) = policy
+            .cors
+            .as_ref()
+            .filter(|_| req.method() == Method::OPTIONS)
+            .and_then(|cors| cors_preflight(cors, req.headers().get(header::ORIGIN)))
+        {
+            Some(preflight)
         } else if too_large(
             req.headers(),
             policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
@@ -181,6 +189,10 @@ impl Proxy {
             )
         });
         let method = method_label(req.method());
+        let origin = policy
+            .cors
+            .as_ref()
+            .and(req.headers().get(header::ORIGIN).cloned());
         let request_length = request_length(req.method(), req.uri(), req.headers());
         let mut upstream = UpstreamOutcome::default();
         let mut request_id = None;
@@ -223,6 +235,11 @@ impl Proxy {
             response
                 .headers_mut()
                 .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+        }
+        if let Some(cors) = &policy.cors
+            && let Some(allowed) = cors.allow_origin(origin.as_ref())
+        {
+            cors_headers(response.headers_mut(), cors, allowed);
         }
         // `add_header` applies to the statuses nginx lists, or to all with `always`.
         let adds = add_header_applies(response.status());
@@ -490,6 +507,38 @@ fn answer(body: Bytes) -> Response<LocalBody> {
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     response
+}
+
+/// The CORS headers of an allowed origin.
+fn cors_headers(headers: &mut HeaderMap, cors: &Cors, allowed: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
+    if cors.credentials {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, cors.methods.clone());
+    headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, cors.headers.clone());
+    if let Some(expose) = &cors.expose {
+        headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+    }
+}
+
+/// A CORS preflight from an allowed origin: 204 from the proxy, as ingress-nginx answers it.
+fn cors_preflight(cors: &Cors, origin: Option<&HeaderValue>) -> Option<Response<LocalBody>> {
+    let allowed = cors.allow_origin(origin)?;
+    let mut response = Response::new(body_of(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    cors_headers(headers, cors, allowed);
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, cors.max_age.clone());
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain charset=UTF-8"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    Some(response)
 }
 
 /// ingress-nginx's default `proxy-body-size`.
