@@ -12,6 +12,7 @@ use http::{HeaderValue, StatusCode};
 use regex::Regex;
 use rustls::sign::CertifiedKey;
 
+use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
 use crate::compile::policy::Policy;
 use crate::compile::regex_mode::RewriteTarget;
@@ -54,6 +55,8 @@ pub struct Route {
     pub rewrite: Option<Rewrite>,
     /// The Ingress's annotation policies (shared by all its routes).
     pub policy: Arc<Policy>,
+    /// `affinity: cookie` (its default cookie path is this route's path).
+    pub affinity: Option<Affinity>,
 }
 
 /// A `rewrite-target` with the regex of the path it belongs to (for the captures).
@@ -153,6 +156,7 @@ impl Route {
             canary: None,
             rewrite: None,
             policy: Arc::default(),
+            affinity: None,
         }
     }
 
@@ -232,6 +236,8 @@ impl UpstreamProtocol {
 pub struct Upstream {
     pub service: ObjectKey,
     pub endpoints: Vec<Authority>,
+    /// Each endpoint's name in affinity cookies.
+    pub keys: Vec<String>,
     pub protocol: UpstreamProtocol,
     /// Round-robin position; lives as long as this table, no lock.
     next: AtomicUsize,
@@ -239,9 +245,11 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(service: ObjectKey, endpoints: Vec<Authority>, protocol: UpstreamProtocol) -> Self {
+        let keys = endpoints.iter().map(|e| endpoint_key(e.as_str())).collect();
         Self {
             service,
             endpoints,
+            keys,
             protocol,
             next: AtomicUsize::new(0),
         }

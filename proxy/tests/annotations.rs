@@ -209,3 +209,70 @@ async fn cors_preflights_are_answered_and_allowed_origins_echoed() {
     assert_eq!(other.status, 200);
     assert_eq!(other.header("access-control-allow-origin"), None);
 }
+
+/// Seed 000's sticky-session Ingress: the cookie keeps a client on one of three endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_affinity_keeps_a_client_on_its_endpoint() {
+    let folder = Folder::new();
+    let (port, listeners) = manifests_common::listeners_on_one_port(3).await;
+    for (i, listener) in listeners.into_iter().enumerate() {
+        manifests_common::serve_named(format!("pod-{i}"), listener);
+    }
+    let mut objects = vec![ingress_class(
+        "switchyard",
+        "switchyard.dev/ingress-controller",
+        false,
+    )];
+    let [service, _] = backend_service("app", port);
+    objects.push(service);
+    objects.push(manifests_common::endpoint_slice(
+        "app-1",
+        "app",
+        "http",
+        port,
+        &["127.0.0.1", "127.0.0.2", "127.0.0.3"],
+    ));
+    let mut sticky = ingress("sticky")
+        .class("switchyard")
+        .rule("sticky.example", &[("/", "Prefix", "app")]);
+    for (name, value) in [
+        ("affinity", "cookie"),
+        ("session-cookie-name", "route"),
+        ("session-cookie-expires", "172800"),
+        ("session-cookie-max-age", "172800"),
+        ("session-cookie-path", "/"),
+        ("session-cookie-samesite", "Strict"),
+    ] {
+        sticky = sticky.annotation(&format!("{NGINX}/{name}"), value);
+    }
+    objects.push(sticky.build());
+    folder.write_objects("sticky.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let first = get(proxy.http, "sticky.example", "/").await;
+    assert_eq!(first.status, 200, "{}", first.describe());
+    let set_cookie = first.header("set-cookie").unwrap_or_default().to_owned();
+    assert!(
+        set_cookie.starts_with("route=")
+            && set_cookie.contains("; Path=/; Max-Age=172800; SameSite=Strict; HttpOnly; Expires="),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap_or_default().to_owned();
+    let pod = first.body.lines().next().unwrap_or_default().to_owned();
+    for _ in 0..12 {
+        let again = request(
+            proxy.http,
+            &format!("GET / HTTP/1.1\r\nHost: sticky.example\r\nCookie: {cookie}\r\n"),
+        )
+        .await;
+        assert_eq!(again.body.lines().next(), Some(pod.as_str()));
+        assert_eq!(again.header("set-cookie"), None, "a valid cookie is kept");
+    }
+    // Without the cookie, requests spread over the endpoints.
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let reply = get(proxy.http, "sticky.example", "/").await;
+        seen.insert(reply.body.lines().next().unwrap_or_default().to_owned());
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+}

@@ -1,11 +1,12 @@
 //! Snapshot → RouteTable + problems. Pure: no IO, no clock, no randomness, so every rule of
 //! DESIGN.md is a unit test here.
 
+pub mod affinity;
 mod backend;
 pub mod canary;
 mod class;
-pub mod cors;
 pub mod config;
+pub mod cors;
 pub mod policy;
 pub mod regex_mode;
 mod tls;
@@ -438,6 +439,23 @@ pub fn compile_cached(
                 };
                 if let Some(unique) = Arc::get_mut(&mut route) {
                     unique.policy = policy.clone();
+                    let (affinity, problems) = ingress
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .map(|a| affinity::parse(a, path))
+                        .unwrap_or_default();
+                    unique.affinity = affinity;
+                    for (annotation, why) in problems {
+                        let message = format!("{annotation}: {why}");
+                        c.problem(
+                            INGRESS,
+                            key,
+                            Severity::Warning,
+                            "InvalidAnnotation",
+                            message,
+                        );
+                    }
                 }
                 let annotations = regex_annotations.get(key);
                 let regex_path =

@@ -139,6 +139,8 @@ pub struct Finding {
 fn handled_elsewhere(name: &str) -> bool {
     name.starts_with("canary")
         || name.starts_with("cors-")
+        || name.starts_with("session-cookie-")
+        || name == "affinity"
         || matches!(name, "use-regex" | "rewrite-target" | "enable-cors")
 }
 

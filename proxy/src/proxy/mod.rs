@@ -26,6 +26,7 @@ use hyper_util::rt::TokioIo;
 
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
+use crate::compile::affinity::Affinity;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
 use crate::normalize::{normalize_host, normalize_path};
@@ -84,6 +85,8 @@ struct Outbound<'a> {
     protocol: UpstreamProtocol,
     /// `proxy_set_header`s of the route's snippet.
     headers: &'a [(HeaderName, HeaderValue)],
+    /// Cookie affinity, with the request's cookie value.
+    affinity: Option<(&'a Affinity, Option<String>)>,
 }
 
 pub struct Proxy {
@@ -226,6 +229,16 @@ impl Proxy {
                         timeout: policy.read_timeout.unwrap_or(table.upstream_timeout),
                         protocol: policy.backend_protocol.unwrap_or(target.protocol),
                         headers: &policy.upstream_headers,
+                        affinity: route.affinity.as_ref().map(|affinity| {
+                            let value = req
+                                .headers()
+                                .get_all(header::COOKIE)
+                                .iter()
+                                .filter_map(|v| v.to_str().ok())
+                                .find_map(|v| cookie_value(v, &affinity.name))
+                                .map(str::to_owned);
+                            (affinity, value)
+                        }),
                     };
                     self.forward(&conn, plan, target, req, &mut upstream).await
                 }
@@ -282,6 +295,7 @@ impl Proxy {
             timeout,
             protocol,
             headers: extra_headers,
+            affinity,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -316,7 +330,12 @@ impl Proxy {
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         let body = ReclaimableBody::new(body);
 
-        let first = upstream.pick();
+        // The endpoint the client's affinity cookie names, while it exists.
+        let sticky = affinity
+            .as_ref()
+            .and_then(|(_, value)| value.as_deref())
+            .and_then(|value| upstream.keys.iter().position(|k| k == value));
+        let first = sticky.unwrap_or_else(|| upstream.pick());
         let attempts = count.min(2);
         let mut headers = Some(headers);
         for attempt in 0..attempts {
@@ -355,7 +374,16 @@ impl Proxy {
                 Ok(Ok(response)) => {
                     outcome.header_time = Some(sent.elapsed());
                     outcome.status = Some(response.status().as_u16());
-                    return upstream_response(response, downstream_upgrade);
+                    let mut response = upstream_response(response, downstream_upgrade);
+                    let used = (first + attempt) % count;
+                    if let Some((affinity, _)) = affinity
+                        && sticky != Some(used)
+                        && let Some(cookie) =
+                            affinity.set_cookie(&upstream.keys[used], jiff::Timestamp::now())
+                    {
+                        response.headers_mut().append(header::SET_COOKIE, cookie);
+                    }
+                    return response;
                 }
                 Ok(Err(err)) if err.is_connect() && attempt + 1 < attempts => {
                     tracing::warn!(upstream = %authority, service = %upstream.service, "connect failed, trying the next endpoint: {err}");
