@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::compile::{self, CertCache, CompileOptions, compile_cached};
+use crate::limits::Limiters;
 use crate::metrics::Metrics;
 use crate::model::{Problem, Severity, Snapshot};
 use crate::publish::{Compiled, CompiledSender};
@@ -22,6 +23,8 @@ pub struct Shared {
     /// True once a source completed its first full sync and the first table is in place.
     pub ready: AtomicBool,
     pub metrics: Metrics,
+    /// Rate-limit state, kept across route tables.
+    pub limiters: Limiters,
 }
 
 impl Shared {
@@ -30,6 +33,7 @@ impl Shared {
             table: ArcSwap::from_pointee(RouteTable::empty()),
             ready: AtomicBool::new(false),
             metrics,
+            limiters: Limiters::default(),
         }
     }
 
@@ -111,6 +115,18 @@ fn apply(
                 .series
                 .get_or_init(|| shared.metrics.requests.route(&labels));
         }
+        if let Some(ingress) = &route.ingress
+            && !route.policy.rates.is_empty()
+        {
+            let _ = route.policy.limiters.get_or_init(|| {
+                route
+                    .policy
+                    .rates
+                    .iter()
+                    .map(|rate| shared.limiters.get(ingress, *rate))
+                    .collect()
+            });
+        }
         if let (Some(canary), Some(labels)) = (&route.canary, route.canary_metric_labels()) {
             let _ = canary
                 .series
@@ -126,6 +142,7 @@ fn apply(
         .map(|i| (i.namespace.as_str(), i.name.as_str()))
         .collect();
     shared.metrics.requests.forget_unserved(&serving);
+    shared.limiters.forget_unused();
 
     let mut current = HashSet::with_capacity(problems.len());
     let mut faults = 0;

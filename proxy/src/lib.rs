@@ -13,6 +13,7 @@ pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod compile;
+pub mod limits;
 pub mod manifests;
 pub mod metrics;
 pub mod model;

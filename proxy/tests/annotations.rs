@@ -276,3 +276,51 @@ async fn cookie_affinity_keeps_a_client_on_its_endpoint() {
     }
     assert_eq!(seen.len(), 3, "{seen:?}");
 }
+
+/// limit-rps with the default burst multiplier (5): the rate plus its burst passes at once,
+/// then 503 (ingress-nginx's limit-req-status-code); limit-allowlist exempts clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rates_are_limited_per_client_with_a_burst() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = vec![ingress_class(
+        "switchyard",
+        "switchyard.dev/ingress-controller",
+        false,
+    )];
+    objects.extend(backend_service("web", web));
+    objects.push(
+        ingress("limited")
+            .class("switchyard")
+            .annotation(&format!("{NGINX}/limit-rps"), "2")
+            .rule("limited.example", &[("/", "Prefix", "web")])
+            .build(),
+    );
+    objects.push(
+        ingress("exempt")
+            .class("switchyard")
+            .annotation(&format!("{NGINX}/limit-rps"), "2")
+            .annotation(&format!("{NGINX}/limit-allowlist"), "127.0.0.0/8")
+            .rule("exempt.example", &[("/", "Prefix", "web")])
+            .build(),
+    );
+    folder.write_objects("limits.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        statuses.push(get(proxy.http, "limited.example", "/").await.status);
+    }
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    // 1 + a burst of 2 × 5, and at most a token or two regained while the loop ran.
+    assert!((11..=13).contains(&passed), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&503));
+
+    for _ in 0..30 {
+        assert_eq!(get(proxy.http, "exempt.example", "/").await.status, 200);
+    }
+}

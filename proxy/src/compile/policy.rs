@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::canary::PREFIX;
+use crate::limits::{Limiter, Rate};
 use crate::model::Severity;
 use crate::routes::UpstreamProtocol;
 
@@ -98,6 +100,12 @@ pub struct Policy {
     pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
     /// `enable-cors` and the `cors-*` options.
     pub cors: Option<super::cors::Cors>,
+    /// `limit-rps` / `limit-rpm` with `limit-burst-multiplier`, per client address.
+    pub rates: Vec<Rate>,
+    /// `limit-allowlist` (or `limit-whitelist`): clients the rates do not apply to.
+    pub limit_allow: Vec<Cidr>,
+    /// The rate limiters' state, attached when the table is swapped in.
+    pub limiters: OnceLock<Vec<Arc<Limiter>>>,
 }
 
 impl Policy {
@@ -123,6 +131,17 @@ impl Policy {
             && self.response_headers.is_empty()
             && self.upstream_headers.is_empty()
             && self.cors.is_none()
+            && self.rates.is_empty()
+    }
+
+    /// Whether the rate limits let this request through (and count it).
+    pub fn within_rates(&self, ip: IpAddr, now: std::time::Instant) -> bool {
+        if self.limit_allow.iter().any(|c| c.contains(ip)) {
+            return true;
+        }
+        self.limiters
+            .get()
+            .is_none_or(|limiters| limiters.iter().all(|l| l.admit(ip, now)))
     }
 }
 
@@ -206,6 +225,32 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                     Ok(ranges) if name == "denylist-source-range" => policy.deny.extend(ranges),
                     Ok(ranges) => policy.allow.extend(ranges),
                     Err(why) => closed.push(format!("{PREFIX}{name}: {why}")),
+                }
+            }
+            "limit-rps" | "limit-rpm" => match value.parse::<u64>() {
+                Ok(n) if n > 0 => {
+                    let multiplier = annotations
+                        .get(&format!("{PREFIX}limit-burst-multiplier"))
+                        .and_then(|m| m.trim().parse::<u64>().ok())
+                        .filter(|m| *m > 0)
+                        .unwrap_or(5);
+                    policy.rates.push(Rate {
+                        requests: n,
+                        per: Duration::from_secs(if name == "limit-rps" { 1 } else { 60 }),
+                        burst: n.saturating_mul(multiplier),
+                    });
+                }
+                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; no limit")),
+            },
+            "limit-burst-multiplier" => {
+                if !value.parse::<u64>().is_ok_and(|m| m > 0) {
+                    find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; using 5"));
+                }
+            }
+            "limit-allowlist" | "limit-whitelist" => {
+                match value.split(',').filter(|s| !s.trim().is_empty()).map(Cidr::parse).collect::<Result<Vec<_>, _>>() {
+                    Ok(ranges) => policy.limit_allow.extend(ranges),
+                    Err(why) => find(name, Severity::Warning, "InvalidAnnotation", format!("{why}; nobody is exempt")),
                 }
             }
             "proxy-body-size" => match parse_size(value) {
@@ -525,7 +570,7 @@ mod tests {
         let (policy, findings) = parse(&annotations(&[
             ("proxy-set-headers", "default/headers"),
             ("limit-burst", "50"),
-            ("limit-rps", "100"),
+            ("server-alias", "www.example.com"),
         ]));
         assert!(policy.is_default());
         let reasons: Vec<(&str, &str)> = findings
@@ -537,12 +582,12 @@ mod tests {
             [
                 ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
                 (
-                    "nginx.ingress.kubernetes.io/limit-rps",
-                    "UnsupportedAnnotation"
-                ),
-                (
                     "nginx.ingress.kubernetes.io/proxy-set-headers",
                     "NotAnAnnotation"
+                ),
+                (
+                    "nginx.ingress.kubernetes.io/server-alias",
+                    "UnsupportedAnnotation"
                 ),
             ]
         );

@@ -143,6 +143,12 @@ impl Proxy {
             ))
         } else if !policy.admits(conn.peer.ip()) {
             Some(local(StatusCode::FORBIDDEN, "403 Forbidden\n"))
+        } else if !policy.within_rates(conn.peer.ip(), started) {
+            // ingress-nginx's `limit-req-status-code` default.
+            Some(local(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Temporarily Unavailable: too many requests\n",
+            ))
         } else if redirect_to_https {
             Some(redirect_https(host_routes, raw_host, req.uri()))
         } else if let Some((code, location)) = &policy.redirect {

@@ -1,0 +1,126 @@
+//! Request rate limits per client address (ingress-nginx's `limit-rps`, `limit-rpm` with
+//! `limit-burst-multiplier`), as nginx's `limit_req ... nodelay`: a request within the rate
+//! plus the burst passes at once, one beyond it is refused. GCRA: one timestamp per client.
+//!
+//! The state lives in a registry keyed by Ingress and rate, so a configuration change does not
+//! hand every client a fresh burst. It is sharded by client address: a request takes one
+//! shard's lock, never one that a reconfiguration or a request for another shard holds long.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::model::ObjectKey;
+
+const SHARDS: usize = 64;
+/// A shard forgets clients that are back within their rate once it holds this many.
+const PRUNE_AT: usize = 4096;
+
+/// `rate` requests per `per`, `burst` more at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Rate {
+    pub requests: u64,
+    pub per: Duration,
+    pub burst: u64,
+}
+
+#[derive(Debug)]
+pub struct Limiter {
+    /// Time between two requests at the rate.
+    interval: Duration,
+    /// How far ahead of now a client's theoretical arrival time may run.
+    tolerance: Duration,
+    epoch: Instant,
+    shards: Vec<Mutex<HashMap<IpAddr, Duration>>>,
+}
+
+impl Limiter {
+    pub fn new(rate: Rate) -> Self {
+        let interval = rate.per / rate.requests.max(1) as u32;
+        Self {
+            interval,
+            tolerance: interval * rate.burst.min(u64::from(u32::MAX)) as u32,
+            epoch: Instant::now(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Whether a request from `client` at `now` is within the limit (and counts it if so).
+    pub fn admit(&self, client: IpAddr, now: Instant) -> bool {
+        let now = now.saturating_duration_since(self.epoch);
+        let shard = &self.shards[shard_of(client)];
+        let mut clients = shard.lock().unwrap_or_else(|e| e.into_inner());
+        let arrival = clients.get(&client).copied().unwrap_or(now).max(now);
+        if arrival > now + self.tolerance {
+            return false;
+        }
+        clients.insert(client, arrival + self.interval);
+        if clients.len() > PRUNE_AT {
+            clients.retain(|_, at| *at > now);
+        }
+        true
+    }
+}
+
+fn shard_of(ip: IpAddr) -> usize {
+    let bits: u128 = match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    ((bits ^ (bits >> 17) ^ (bits >> 41)) as usize) % SHARDS
+}
+
+/// The limiters by Ingress and rate, across route tables.
+#[derive(Debug, Default)]
+pub struct Limiters {
+    all: Mutex<HashMap<(ObjectKey, Rate), Arc<Limiter>>>,
+}
+
+impl Limiters {
+    /// The limiter for an Ingress's rate; called when a table is swapped in.
+    pub fn get(&self, ingress: &ObjectKey, rate: Rate) -> Arc<Limiter> {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry((ingress.clone(), rate))
+            .or_insert_with(|| Arc::new(Limiter::new(rate)))
+            .clone()
+    }
+
+    /// Drops the limiters no table uses any more.
+    pub fn forget_unused(&self) {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|_, limiter| Arc::strong_count(limiter) > 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_plus_the_burst_passes_then_requests_are_refused_until_time_passes() {
+        let limiter = Limiter::new(Rate {
+            requests: 10,
+            per: Duration::from_secs(1),
+            burst: 5,
+        });
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let other = IpAddr::from([10, 0, 0, 2]);
+        let start = Instant::now();
+        // At one instant: the request itself plus the burst of 5.
+        let passed = (0..20).filter(|_| limiter.admit(client, start)).count();
+        assert_eq!(passed, 6);
+        // Another client has its own allowance.
+        assert!(limiter.admit(other, start));
+        // 100 ms later (one interval at 10/s), one more passes.
+        let later = start + Duration::from_millis(100);
+        assert!(limiter.admit(client, later));
+        assert!(!limiter.admit(client, later));
+        // Steady at the rate: always admitted.
+        let mut at = later;
+        for _ in 0..50 {
+            at += Duration::from_millis(100);
+            assert!(limiter.admit(client, at));
+        }
+    }
+}
