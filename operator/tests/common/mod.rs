@@ -197,11 +197,8 @@ pub async fn expect_events(
 
 /// The certificate chain the server at `127.0.0.1:port` presents for SNI `host`, verified
 /// against `root_pem`, and the status line of `GET /` over that connection.
-pub fn https_get(
-    port: u16,
-    host: &str,
-    root_pem: &str,
-) -> Result<(Vec<CertificateDer<'static>>, String), String> {
+/// A TLS client trusting only the roots in `root_pem`.
+fn client_config(root_pem: &str) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
         roots
@@ -215,8 +212,17 @@ pub fn https_get(
     .map_err(|e| e.to_string())?
     .with_root_certificates(roots)
     .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+pub fn https_get(
+    port: u16,
+    host: &str,
+    root_pem: &str,
+) -> Result<(Vec<CertificateDer<'static>>, String), String> {
+    let config = client_config(root_pem)?;
     let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
     let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     sock.set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
@@ -246,22 +252,9 @@ pub struct KeptConnection {
 
 impl KeptConnection {
     pub fn open(port: u16, host: &str, root_pem: &str) -> Result<Self, String> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
-            roots
-                .add(cert.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = client_config(root_pem)?;
         let name = ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
-        let conn =
-            rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| e.to_string())?;
         let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;

@@ -153,6 +153,20 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
+    /// Annotation values that did not parse: `(annotation, reason)`, as Warnings.
+    fn annotation_problems(&mut self, key: &ObjectKey, problems: Vec<(String, String)>) {
+        for (annotation, why) in problems {
+            let message = format!("{annotation}: {why}");
+            self.problem(
+                INGRESS,
+                key,
+                Severity::Warning,
+                "InvalidAnnotation",
+                message,
+            );
+        }
+    }
+
     fn upstream(
         &mut self,
         key: ObjectKey,
@@ -446,16 +460,7 @@ pub fn compile_cached(
                         .map(|a| affinity::parse(a, path))
                         .unwrap_or_default();
                     unique.affinity = affinity;
-                    for (annotation, why) in problems {
-                        let message = format!("{annotation}: {why}");
-                        c.problem(
-                            INGRESS,
-                            key,
-                            Severity::Warning,
-                            "InvalidAnnotation",
-                            message,
-                        );
-                    }
+                    c.annotation_problems(key, problems);
                 }
                 let annotations = regex_annotations.get(key);
                 let regex_path =
@@ -619,34 +624,9 @@ fn regex_modes(
             continue;
         };
         let (parsed, problems) = regex_mode::parse(annotations);
-        for (annotation, why) in problems {
-            let message = format!("{annotation}: {why}");
-            c.problem(
-                INGRESS,
-                key,
-                Severity::Warning,
-                "InvalidAnnotation",
-                message,
-            );
-        }
-        let rules = ingress
-            .spec
-            .as_ref()
-            .and_then(|s| s.rules.as_deref())
-            .unwrap_or(&[]);
-        for rule in rules {
-            let Ok(host) = HostKey::parse(rule.host.as_deref()) else {
-                continue;
-            };
-            let paths = rule
-                .http
-                .as_ref()
-                .map(|h| h.paths.as_slice())
-                .unwrap_or(&[]);
-            if paths
-                .iter()
-                .any(|p| rule_path(&host, p).is_ok_and(|(_, path)| parsed.host_wide_for(path)))
-            {
+        c.annotation_problems(key, problems);
+        for (host, _, path, _) in valid_paths(ingress) {
+            if parsed.host_wide_for(path) {
                 hosts.insert(host);
             }
         }
@@ -655,6 +635,33 @@ fn regex_modes(
         }
     }
     (all, hosts)
+}
+
+/// The paths of an Ingress's rules whose host and path are valid (the main loop reports the
+/// others): host, pathType, path and the path itself.
+fn valid_paths(ingress: &Ingress) -> Vec<(HostKey, PathKind, &str, &HTTPIngressPath)> {
+    let rules = ingress
+        .spec
+        .as_ref()
+        .and_then(|s| s.rules.as_deref())
+        .unwrap_or(&[]);
+    let mut out = Vec::new();
+    for rule in rules {
+        let Ok(host) = HostKey::parse(rule.host.as_deref()) else {
+            continue;
+        };
+        for p in rule
+            .http
+            .as_ref()
+            .map(|h| h.paths.as_slice())
+            .unwrap_or(&[])
+        {
+            if let Ok((kind, path)) = rule_path(&host, p) {
+                out.push((host.clone(), kind, path, p));
+            }
+        }
+    }
+    out
 }
 
 /// A path's type and path (an empty ImplementationSpecific path is `/`), or why it is invalid.
@@ -700,71 +707,44 @@ fn canaries(
             continue;
         };
         canary_ingresses.insert(key.clone());
-        for (annotation, why) in problems {
-            let message = format!("{annotation}: {why}");
-            c.problem(
-                INGRESS,
-                key,
-                Severity::Warning,
-                "InvalidAnnotation",
-                message,
-            );
-        }
-        let rules = ingress
-            .spec
-            .as_ref()
-            .and_then(|s| s.rules.as_deref())
-            .unwrap_or(&[]);
-        for rule in rules {
-            let Ok(host) = HostKey::parse(rule.host.as_deref()) else {
+        c.annotation_problems(key, problems);
+        for (host, kind, path, p) in valid_paths(ingress) {
+            let Some(route) = c.backend_route(key, path, &p.backend) else {
                 continue;
             };
-            let paths = rule
-                .http
+            let Ok(route) = Arc::try_unwrap(route) else {
+                continue;
+            };
+            let port = p
+                .backend
+                .service
                 .as_ref()
-                .map(|h| h.paths.as_slice())
-                .unwrap_or(&[]);
-            for p in paths {
-                let Ok((kind, path)) = rule_path(&host, p) else {
-                    continue;
-                };
-                let Some(route) = c.backend_route(key, path, &p.backend) else {
-                    continue;
-                };
-                let Ok(route) = Arc::try_unwrap(route) else {
-                    continue;
-                };
-                let port = p
-                    .backend
-                    .service
-                    .as_ref()
-                    .and_then(|s| s.port.as_ref())
-                    .map(|port| match (&port.name, port.number) {
-                        (Some(name), _) if !name.is_empty() => name.clone(),
-                        (_, Some(n)) => n.to_string(),
-                        _ => String::new(),
-                    })
-                    .unwrap_or_default();
-                let label = format!("{}-{}-{port}", key.namespace, route.service);
-                let slot = (host.clone(), path.to_owned(), kind);
-                if let Some(older) = pending
-                    .get(&slot)
-                    .map(|p: &PendingCanary| p.canary.ingress.clone())
-                {
-                    let message = format!(
-                        "host {} path {path} already has the canary of the older Ingress {older}; one canary per route, this one is ignored",
-                        host.describe()
-                    );
-                    c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
-                    continue;
-                }
-                pending.insert(
-                    slot,
-                    PendingCanary {
-                        canary: Canary::new(key.clone(), route.target, policy.clone(), label),
-                    },
+                .and_then(|s| s.port.as_ref())
+                .map(|port| match (&port.name, port.number) {
+                    (Some(name), _) if !name.is_empty() => name.clone(),
+                    (_, Some(n)) => n.to_string(),
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            let label = format!("{}-{}-{port}", key.namespace, route.service);
+            let slot = (host.clone(), path.to_owned(), kind);
+            if let Some(older) = pending
+                .get(&slot)
+                .map(|p: &PendingCanary| p.canary.ingress.clone())
+            {
+                let message = format!(
+                    "host {} path {path} already has the canary of the older Ingress {older}; one canary per route, this one is ignored",
+                    host.describe()
                 );
+                c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
+                continue;
             }
+            pending.insert(
+                slot,
+                PendingCanary {
+                    canary: Canary::new(key.clone(), route.target, policy.clone(), label),
+                },
+            );
         }
     }
     (pending, canary_ingresses)
