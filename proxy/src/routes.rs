@@ -93,7 +93,7 @@ fn encode_path(path: &str) -> String {
 }
 
 /// A path in regex mode: ingress-nginx's `location ~* "^<path>"`.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct RegexRoute {
     pub(crate) regex: Regex,
     /// Longer patterns are tried first.
@@ -140,7 +140,7 @@ impl Target {
         match self {
             Target::Upstream(upstream) => !upstream.endpoints.is_empty(),
             Target::Respond { .. } => false,
-            Target::Answer { .. } => true,
+            Target::Answer { .. } | Target::HostRedirect { .. } => true,
         }
     }
 }
@@ -195,6 +195,8 @@ pub enum Target {
     },
     /// An ACME HTTP-01 key authorization (`200 text/plain`), answered before any redirect.
     Answer { body: Bytes },
+    /// `from-to-www-redirect`: 308 to the same scheme and URI on this host.
+    HostRedirect { host: String },
 }
 
 /// How the proxy talks to an upstream: set by the Service port's `appProtocol`.
@@ -261,7 +263,7 @@ impl Upstream {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PrefixRoute {
     /// The prefix normalized to `/a/b` (no empty elements, no trailing slash); `` for `/`.
     pub(crate) prefix: String,
@@ -296,7 +298,7 @@ impl PrefixRoute {
 }
 
 /// The routes of one host (or of the host-less rules), merged across Ingresses.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct HostRoutes {
     /// The `host` metrics label: the host as the rule names it (`*.foo.com` for a wildcard, so
     /// that arbitrary request hosts cannot create series), `_` for host-less rules.

@@ -324,3 +324,58 @@ async fn request_rates_are_limited_per_client_with_a_burst() {
         assert_eq!(get(proxy.http, "exempt.example", "/").await.status, 200);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vhost_prefix_alias_and_www_redirect() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = vec![ingress_class(
+        "switchyard",
+        "switchyard.dev/ingress-controller",
+        false,
+    )];
+    objects.extend(backend_service("web", web));
+    objects.push(
+        ingress("shop")
+            .class("switchyard")
+            .annotation(&format!("{NGINX}/upstream-vhost"), "shop.internal")
+            .annotation(&format!("{NGINX}/x-forwarded-prefix"), "/shop")
+            .annotation(&format!("{NGINX}/server-alias"), "shop.example.net")
+            .annotation(&format!("{NGINX}/from-to-www-redirect"), "true")
+            .rule("shop.example.com", &[("/", "Prefix", "web")])
+            .build(),
+    );
+    folder.write_objects("shop.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let reply = get(proxy.http, "shop.example.com", "/cart").await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+    assert!(
+        reply.body.contains("\nhost: shop.internal\n"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("\nx-forwarded-prefix: /shop\n"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        reply
+            .body
+            .contains("\nx-forwarded-host: shop.example.com\n"),
+        "{}",
+        reply.body
+    );
+
+    let alias = get(proxy.http, "shop.example.net", "/cart").await;
+    assert_eq!(alias.status, 200);
+    assert_eq!(alias.body.lines().next(), Some("web"));
+
+    let www = get(proxy.http, "www.shop.example.com", "/cart?x=1").await;
+    assert_eq!(www.status, 308);
+    assert_eq!(
+        www.header("location"),
+        Some("http://shop.example.com/cart?x=1")
+    );
+}

@@ -343,6 +343,7 @@ pub fn compile_cached(
     let mut served_count = 0;
     let (mut canaries, canary_ingresses) = canaries(&mut c, &served);
     let (regex_annotations, regex_hosts) = regex_modes(&mut c, &served, &canary_ingresses);
+    let mut host_extras: Vec<(ObjectKey, Vec<String>, Arc<policy::Policy>)> = Vec::new();
 
     for &(key, ingress) in &served {
         if canary_ingresses.contains(key) {
@@ -359,6 +360,19 @@ pub fn compile_cached(
             continue;
         };
         let policy = ingress_policy(&mut c, key, ingress);
+        if !policy.server_aliases.is_empty() || policy.from_to_www {
+            let rule_hosts = spec
+                .rules
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .filter_map(|r| match HostKey::parse(r.host.as_deref()) {
+                    Ok(HostKey::Exact(h)) => Some(h),
+                    _ => None,
+                })
+                .collect::<Vec<_>>();
+            host_extras.push((key.clone(), rule_hosts, policy.clone()));
+        }
         let default_route = spec
             .default_backend
             .as_ref()
@@ -571,6 +585,7 @@ pub fn compile_cached(
         }
     }
     hostless.default = catch_all.map(|(route, _)| route);
+    add_aliases_and_www(&mut c, &mut exact_hosts, &host_extras);
 
     let table = RouteTable {
         exact_hosts,
@@ -584,6 +599,62 @@ pub fn compile_cached(
         served_ingresses: served_count,
     };
     (table, dedup(c.problems), c.certs_after)
+}
+
+/// `server-alias` (more names for a host, routed the same) and `from-to-www-redirect`
+/// (`www.` + host, or the host without `www.`, redirects to it). A name some rule already
+/// serves keeps its own routes.
+fn add_aliases_and_www(
+    c: &mut Compiler<'_>,
+    exact_hosts: &mut HashMap<String, HostRoutes>,
+    extras: &[(ObjectKey, Vec<String>, Arc<policy::Policy>)],
+) {
+    for (key, hosts, policy) in extras {
+        let Some(first) = hosts.first() else {
+            continue;
+        };
+        for alias in &policy.server_aliases {
+            match (
+                exact_hosts.contains_key(alias),
+                exact_hosts.get(first).cloned(),
+            ) {
+                (false, Some(routes)) => {
+                    exact_hosts.insert(alias.clone(), routes);
+                }
+                (true, _) => {
+                    let message = format!(
+                        "server-alias {alias}: a rule already serves this host; it keeps its own routes"
+                    );
+                    c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
+                }
+                (false, None) => {}
+            }
+        }
+        if !policy.from_to_www {
+            continue;
+        }
+        for host in hosts {
+            let other = match host.strip_prefix("www.") {
+                Some(bare) => bare.to_owned(),
+                None => format!("www.{host}"),
+            };
+            if exact_hosts.contains_key(&other) {
+                continue;
+            }
+            let redirect = Route::new(
+                Some(key.clone()),
+                "",
+                String::new(),
+                Target::HostRedirect { host: host.clone() },
+            );
+            let routes = HostRoutes {
+                label: Arc::from(other.as_str()),
+                default: Some(Arc::new(redirect)),
+                ..HostRoutes::default()
+            };
+            exact_hosts.insert(other, routes);
+        }
+    }
 }
 
 /// An Ingress's annotation policy; what cannot be honoured is reported, and an access

@@ -106,6 +106,14 @@ pub struct Policy {
     pub limit_allow: Vec<Cidr>,
     /// The rate limiters' state, attached when the table is swapped in.
     pub limiters: OnceLock<Vec<Arc<Limiter>>>,
+    /// `upstream-vhost`: the Host header the upstream gets.
+    pub upstream_vhost: Option<HeaderValue>,
+    /// `x-forwarded-prefix`: sent upstream as `X-Forwarded-Prefix`.
+    pub forwarded_prefix: Option<HeaderValue>,
+    /// `server-alias`: more hosts served like the Ingress's own.
+    pub server_aliases: Vec<String>,
+    /// `from-to-www-redirect`: `www.` + host (or host without `www.`) redirects to the host.
+    pub from_to_www: bool,
 }
 
 impl Policy {
@@ -132,6 +140,10 @@ impl Policy {
             && self.upstream_headers.is_empty()
             && self.cors.is_none()
             && self.rates.is_empty()
+            && self.upstream_vhost.is_none()
+            && self.forwarded_prefix.is_none()
+            && self.server_aliases.is_empty()
+            && !self.from_to_www
     }
 
     /// Whether the rate limits let this request through (and count it).
@@ -253,6 +265,26 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                     Err(why) => find(name, Severity::Warning, "InvalidAnnotation", format!("{why}; nobody is exempt")),
                 }
             }
+            "upstream-vhost" => match host_value(value) {
+                Some(v) => policy.upstream_vhost = Some(v),
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a host name; ignored")),
+            },
+            "x-forwarded-prefix" => match HeaderValue::from_str(value) {
+                Ok(v) if value.starts_with('/') => policy.forwarded_prefix = Some(v),
+                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a path prefix; ignored")),
+            },
+            "server-alias" => {
+                for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+                    match host_value(alias) {
+                        Some(_) => policy.server_aliases.push(alias.to_ascii_lowercase()),
+                        None => find(name, Severity::Warning, "InvalidAnnotation", format!("{alias:?} is not a host name; ignored")),
+                    }
+                }
+            }
+            "from-to-www-redirect" => match parse_bool(value) {
+                Some(b) => policy.from_to_www = b,
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+            },
             "proxy-body-size" => match parse_size(value) {
                 Some(bytes) => policy.body_limit = Some(bytes),
                 None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a size (such as 8m, 512k or 0 for unlimited); the default 1m applies")),
@@ -328,6 +360,15 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
         policy.closed = Some(closed.join("; "));
     }
     (policy, findings)
+}
+
+/// A DNS name (with an optional port), usable as a Host header.
+fn host_value(value: &str) -> Option<HeaderValue> {
+    let valid = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':'));
+    valid.then(|| HeaderValue::from_str(value).ok()).flatten()
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -570,7 +611,7 @@ mod tests {
         let (policy, findings) = parse(&annotations(&[
             ("proxy-set-headers", "default/headers"),
             ("limit-burst", "50"),
-            ("server-alias", "www.example.com"),
+            ("mirror-target", "https://mirror.example/"),
         ]));
         assert!(policy.is_default());
         let reasons: Vec<(&str, &str)> = findings
@@ -582,12 +623,12 @@ mod tests {
             [
                 ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
                 (
-                    "nginx.ingress.kubernetes.io/proxy-set-headers",
-                    "NotAnAnnotation"
+                    "nginx.ingress.kubernetes.io/mirror-target",
+                    "UnsupportedAnnotation"
                 ),
                 (
-                    "nginx.ingress.kubernetes.io/server-alias",
-                    "UnsupportedAnnotation"
+                    "nginx.ingress.kubernetes.io/proxy-set-headers",
+                    "NotAnAnnotation"
                 ),
             ]
         );

@@ -56,6 +56,7 @@ fn hit(table: &RouteTable, host: &str, path: &str) -> String {
         Target::Upstream(u) => u.service.name.clone(),
         Target::Respond { status, .. } => status.as_u16().to_string(),
         Target::Answer { body } => format!("answer {body:?}"),
+        Target::HostRedirect { host } => format!("redirect to {host}"),
     }
 }
 
@@ -361,7 +362,7 @@ fn backend_resolution_named_ports_slice_port_and_endpoint_conditions() {
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
         Target::Respond { status, .. } => vec![status.to_string()],
-        Target::Answer { .. } => vec!["answer".to_owned()],
+        Target::Answer { .. } | Target::HostRedirect { .. } => vec!["local".to_owned()],
     };
     assert_eq!(
         endpoints("/by-number"),
@@ -812,4 +813,24 @@ fn a_regex_the_engine_cannot_take_fails_its_path_closed() {
     assert_eq!(reasons, ["InvalidRegex"]);
     assert_eq!(hit(&table, "h.example", "/ok"), "s");
     assert_eq!(hit(&table, "h.example", "/y"), "404");
+}
+
+#[test]
+fn server_aliases_and_www_redirects_add_hosts_that_no_rule_names() {
+    let ing = annotated(
+        "site",
+        Some("example.com"),
+        "nginx.ingress.kubernetes.io/server-alias: \"example.net, taken.example\", nginx.ingress.kubernetes.io/from-to-www-redirect: \"true\"",
+        &[("/", "Prefix", "web")],
+    );
+    let taken = ingress("other", Some("taken.example"), &[("/", "Prefix", "other")]);
+    let (table, problems) = build(&[CLASS, &services(&["web", "other"]), &ing, &taken]);
+    assert_eq!(hit(&table, "example.net", "/x"), "web");
+    assert_eq!(hit(&table, "taken.example", "/x"), "other");
+    assert_eq!(
+        hit(&table, "www.example.com", "/x"),
+        "redirect to example.com"
+    );
+    let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
+    assert_eq!(reasons, ["Conflict"]);
 }

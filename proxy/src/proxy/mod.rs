@@ -87,6 +87,10 @@ struct Outbound<'a> {
     headers: &'a [(HeaderName, HeaderValue)],
     /// Cookie affinity, with the request's cookie value.
     affinity: Option<(&'a Affinity, Option<String>)>,
+    /// `upstream-vhost`.
+    vhost: Option<HeaderValue>,
+    /// `x-forwarded-prefix`.
+    forwarded_prefix: Option<HeaderValue>,
 }
 
 pub struct Proxy {
@@ -219,6 +223,14 @@ impl Proxy {
             match target {
                 Target::Respond { status, body } => local(*status, body),
                 Target::Answer { body } => answer(body.clone()),
+                Target::HostRedirect { host } => {
+                    let scheme = if conn.tls { "https" } else { "http" };
+                    let uri = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                    match HeaderValue::from_str(&format!("{scheme}://{host}{uri}")) {
+                        Ok(location) => redirect(StatusCode::PERMANENT_REDIRECT, location),
+                        Err(_) => local(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+                    }
+                }
                 Target::Upstream(target) => {
                     let id = match req.headers().get("x-request-id") {
                         Some(id) => id.clone(),
@@ -245,6 +257,8 @@ impl Proxy {
                                 .map(str::to_owned);
                             (affinity, value)
                         }),
+                        vhost: policy.upstream_vhost.clone(),
+                        forwarded_prefix: policy.forwarded_prefix.clone(),
                     };
                     self.forward(&conn, plan, target, req, &mut upstream).await
                 }
@@ -302,6 +316,8 @@ impl Proxy {
             protocol,
             headers: extra_headers,
             affinity,
+            vhost,
+            forwarded_prefix,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -320,6 +336,12 @@ impl Proxy {
         upstream_headers(&mut headers, conn, host, upgrade);
         for (name, value) in extra_headers {
             headers.insert(name.clone(), value.clone());
+        }
+        if let Some(vhost) = vhost {
+            headers.insert(header::HOST, vhost);
+        }
+        if let Some(prefix) = forwarded_prefix {
+            headers.insert(HeaderName::from_static("x-forwarded-prefix"), prefix);
         }
         if protocol.is_http2() && wants_trailers {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
