@@ -176,6 +176,50 @@ pub fn resolve(
     Ok(Upstream::new(service_key.clone(), endpoints, protocol))
 }
 
+/// `service-upstream`: the Service's cluster IP and port, one upstream address that the
+/// cluster's own load balancing spreads (no per-endpoint balancing or retries here).
+pub fn resolve_cluster_ip(
+    snapshot: &Snapshot,
+    service_key: &ObjectKey,
+    port: Option<PortRef>,
+) -> Result<Upstream, BackendError> {
+    let service = snapshot
+        .services
+        .get(service_key)
+        .ok_or_else(|| BackendError::ServiceNotFound(service_key.clone()))?;
+    let port = port.ok_or_else(|| BackendError::NoPort(service_key.clone()))?;
+    let spec = service.spec.as_ref();
+    let ports: &[ServicePort] = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
+    let service_port = match &port {
+        PortRef::Number(n) => ports.iter().find(|p| p.port == *n),
+        PortRef::Name(name) => ports.iter().find(|p| p.name.as_deref() == Some(name)),
+        PortRef::First => ports.first(),
+    }
+    .ok_or_else(|| BackendError::PortNotFound {
+        service: service_key.clone(),
+        port: port.describe(),
+    })?;
+    let ip = spec
+        .and_then(|s| s.cluster_ip.as_deref())
+        .filter(|ip| !ip.is_empty() && *ip != "None");
+    let authority = ip
+        .and_then(|ip| u16::try_from(service_port.port).ok().map(|p| (ip, p)))
+        .and_then(|(ip, p)| {
+            endpoint_authority(if ip.contains(':') { "IPv6" } else { "IPv4" }, ip, p)
+        })
+        .and_then(|a| Authority::try_from(a).ok())
+        .ok_or_else(|| BackendError::NoEndpoints {
+            service: service_key.clone(),
+            port: format!("{} (service-upstream: no cluster IP)", port.describe()),
+        })?;
+    let protocol = UpstreamProtocol::from_app_protocol(service_port.app_protocol.as_deref());
+    Ok(Upstream::new(
+        service_key.clone(),
+        vec![authority],
+        protocol,
+    ))
+}
+
 fn endpoint_authority(address_type: &str, address: &str, port: u16) -> Option<String> {
     match address_type {
         "IPv4" => address

@@ -147,8 +147,12 @@ struct Compiler<'a> {
     endpoints: backend::EndpointIndex<'a>,
     certs_before: &'a CertCache,
     certs_after: CertCache,
-    /// Each Service port resolved once per compile, shared by every route to it.
-    upstreams: HashMap<(ObjectKey, Option<backend::PortRef>), Result<Arc<Upstream>, BackendError>>,
+    /// Each Service port resolved once per compile, shared by every route to it (the flag:
+    /// `service-upstream`, the cluster IP instead of the endpoints).
+    upstreams:
+        HashMap<(ObjectKey, Option<backend::PortRef>, bool), Result<Arc<Upstream>, BackendError>>,
+    /// The Ingress being compiled asks for `service-upstream`.
+    service_upstream: bool,
     problems: Vec<Problem>,
 }
 
@@ -174,9 +178,13 @@ impl Compiler<'_> {
     ) -> Result<Arc<Upstream>, BackendError> {
         let (snapshot, endpoints) = (self.snapshot, &self.endpoints);
         self.upstreams
-            .entry((key, port))
-            .or_insert_with_key(|(key, port)| {
-                backend::resolve(snapshot, endpoints, key, port.clone()).map(Arc::new)
+            .entry((key, port, self.service_upstream))
+            .or_insert_with_key(|(key, port, cluster_ip)| {
+                if *cluster_ip {
+                    backend::resolve_cluster_ip(snapshot, key, port.clone()).map(Arc::new)
+                } else {
+                    backend::resolve(snapshot, endpoints, key, port.clone()).map(Arc::new)
+                }
             })
             .clone()
     }
@@ -314,6 +322,7 @@ pub fn compile_cached(
         snapshot,
         endpoints: backend::EndpointIndex::new(snapshot),
         upstreams: HashMap::new(),
+        service_upstream: false,
         certs_before: certs,
         certs_after: CertCache::default(),
         problems: Vec::new(),
@@ -360,6 +369,19 @@ pub fn compile_cached(
             continue;
         };
         let policy = ingress_policy(&mut c, key, ingress);
+        c.service_upstream = policy.service_upstream;
+        // `default-backend`: answers for this Ingress's paths whose Service has no endpoints.
+        let fallback = policy.default_backend.as_ref().and_then(|name| {
+            let service = ObjectKey::new(key.namespace.clone(), name.clone());
+            match c.upstream(service, Some(backend::PortRef::First)) {
+                Ok(upstream) => Some(upstream),
+                Err(err) => {
+                    let message = format!("default-backend: {err}; not used");
+                    c.problem(INGRESS, key, Severity::Warning, err.reason(), message);
+                    None
+                }
+            }
+        });
         if !policy.server_aliases.is_empty() || policy.from_to_www {
             let rule_hosts = spec
                 .rules
@@ -380,6 +402,11 @@ pub fn compile_cached(
             .map(|mut route| {
                 if let Some(unique) = Arc::get_mut(&mut route) {
                     unique.policy = policy.clone();
+                    if let Some(fallback) = &fallback
+                        && !unique.target.has_endpoints()
+                    {
+                        unique.target = Target::Upstream(fallback.clone());
+                    }
                 }
                 route
             });
@@ -467,6 +494,11 @@ pub fn compile_cached(
                 };
                 if let Some(unique) = Arc::get_mut(&mut route) {
                     unique.policy = policy.clone();
+                    if let Some(fallback) = &fallback
+                        && !unique.target.has_endpoints()
+                    {
+                        unique.target = Target::Upstream(fallback.clone());
+                    }
                     let (affinity, problems) = ingress
                         .metadata
                         .annotations

@@ -114,6 +114,11 @@ pub struct Policy {
     pub server_aliases: Vec<String>,
     /// `from-to-www-redirect`: `www.` + host (or host without `www.`) redirects to the host.
     pub from_to_www: bool,
+    /// `default-backend`: the Service (same namespace, first port) that answers for a path
+    /// whose own Service has no usable endpoints.
+    pub default_backend: Option<String>,
+    /// `service-upstream`: send to the Service's cluster IP instead of its endpoints.
+    pub service_upstream: bool,
 }
 
 impl Policy {
@@ -144,6 +149,8 @@ impl Policy {
             && self.forwarded_prefix.is_none()
             && self.server_aliases.is_empty()
             && !self.from_to_www
+            && self.default_backend.is_none()
+            && !self.service_upstream
     }
 
     /// Whether the rate limits let this request through (and count it).
@@ -281,6 +288,20 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                     }
                 }
             }
+            "default-backend" => {
+                let dns_label = !value.is_empty()
+                    && value.len() <= 63
+                    && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if dns_label {
+                    policy.default_backend = Some(value.to_owned());
+                } else {
+                    find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a Service name; ignored"));
+                }
+            }
+            "service-upstream" => match parse_bool(value) {
+                Some(b) => policy.service_upstream = b,
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+            },
             "from-to-www-redirect" => match parse_bool(value) {
                 Some(b) => policy.from_to_www = b,
                 None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),

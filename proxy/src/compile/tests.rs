@@ -834,3 +834,37 @@ fn server_aliases_and_www_redirects_add_hosts_that_no_rule_names() {
     let reasons: Vec<&str> = problems.iter().map(|p| p.reason).collect();
     assert_eq!(reasons, ["Conflict"]);
 }
+
+#[test]
+fn default_backend_answers_for_services_without_endpoints_and_service_upstream_uses_the_cluster_ip()
+{
+    let ing = annotated(
+        "site",
+        Some("site.example"),
+        "nginx.ingress.kubernetes.io/default-backend: fallback",
+        &[("/", "Prefix", "missing"), ("/ok", "Prefix", "web")],
+    );
+    let (table, _) = build(&[CLASS, &services(&["web", "fallback"]), &ing]);
+    assert_eq!(hit(&table, "site.example", "/"), "fallback");
+    assert_eq!(hit(&table, "site.example", "/ok"), "web");
+
+    let cluster_ip = "apiVersion: v1\nkind: Service\nmetadata: {name: vip}\nspec: {clusterIP: 10.96.0.7, ports: [{name: http, port: 80}]}\n---\n";
+    let ing = annotated(
+        "vip",
+        Some("vip.example"),
+        "nginx.ingress.kubernetes.io/service-upstream: \"true\"",
+        &[("/", "Prefix", "vip")],
+    );
+    let (table, problems) = build(&[CLASS, cluster_ip, &ing]);
+    assert!(
+        problems.iter().all(|p| p.severity == Severity::Info),
+        "{problems:?}"
+    );
+    match &table.route("vip.example", "/").1.target {
+        Target::Upstream(u) => {
+            let endpoints: Vec<String> = u.endpoints.iter().map(ToString::to_string).collect();
+            assert_eq!(endpoints, ["10.96.0.7:80"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
