@@ -142,6 +142,9 @@ impl HostBuilder {
     }
 }
 
+/// A Service port, and whether `service-upstream` asks for its cluster IP.
+type UpstreamKey = (ObjectKey, Option<backend::PortRef>, bool);
+
 struct Compiler<'a> {
     snapshot: &'a Snapshot,
     endpoints: backend::EndpointIndex<'a>,
@@ -149,8 +152,7 @@ struct Compiler<'a> {
     certs_after: CertCache,
     /// Each Service port resolved once per compile, shared by every route to it (the flag:
     /// `service-upstream`, the cluster IP instead of the endpoints).
-    upstreams:
-        HashMap<(ObjectKey, Option<backend::PortRef>, bool), Result<Arc<Upstream>, BackendError>>,
+    upstreams: HashMap<UpstreamKey, Result<Arc<Upstream>, BackendError>>,
     /// The Ingress being compiled asks for `service-upstream`.
     service_upstream: bool,
     problems: Vec<Problem>,
