@@ -16,11 +16,14 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bytes::Bytes;
+use common::proxy_binary;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
@@ -49,43 +52,6 @@ impl Drop for Logged {
             );
         }
     }
-}
-
-/// The `switchyard-proxy` binary of this workspace: another package's binary, which Cargo
-/// does not build for this package's tests, so it is built here (a no-op when fresh) into this
-/// test's own target directory.
-fn proxy_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let exe = std::env::current_exe().expect("test executable path");
-            // target/<profile>/deps/<test> → target/<profile>
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>")
-                .to_path_buf();
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let mut build = Command::new(cargo);
-            build
-                .current_dir(switchyard_tests::repo_root())
-                .args(["build", "--quiet", "-p", "switchyard-proxy", "--bin"])
-                .arg("switchyard-proxy");
-            if profile_dir.file_name().is_some_and(|p| p == "release") {
-                build.arg("--release");
-            }
-            if let Some(target) = profile_dir.parent() {
-                build.env("CARGO_TARGET_DIR", target);
-            }
-            let status = build.status().expect("run cargo build");
-            let binary = profile_dir.join("switchyard-proxy");
-            assert!(
-                status.success() || binary.exists(),
-                "building switchyard-proxy failed ({status})"
-            );
-            binary
-        })
-        .clone()
 }
 
 /// PATH with the plugin and the control plane's kubectl first, as a user's shell has them.

@@ -9,6 +9,17 @@ use manifests_common::{
 
 const NGINX: &str = "nginx.ingress.kubernetes.io";
 
+/// Our IngressClass and the Service `web` (port 80) on a backend at `port`.
+fn class_and_web(port: u16) -> Vec<serde_json::Value> {
+    let mut objects = vec![ingress_class(
+        "switchyard",
+        "switchyard.dev/ingress-controller",
+        false,
+    )];
+    objects.extend(backend_service("web", port));
+    objects
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regex_paths_and_rewrite_target_reach_the_upstream_rewritten() {
     let folder = Folder::new();
@@ -56,12 +67,7 @@ async fn regex_paths_and_rewrite_target_reach_the_upstream_rewritten() {
 async fn access_redirect_header_and_size_policies_apply_per_ingress() {
     let folder = Folder::new();
     let web = backend("web").await;
-    let mut objects = vec![ingress_class(
-        "switchyard",
-        "switchyard.dev/ingress-controller",
-        false,
-    )];
-    objects.extend(backend_service("web", web));
+    let mut objects = class_and_web(web);
     let site = |name: &str, host: &str| {
         ingress(name)
             .class("switchyard")
@@ -142,12 +148,7 @@ async fn access_redirect_header_and_size_policies_apply_per_ingress() {
 async fn cors_preflights_are_answered_and_allowed_origins_echoed() {
     let folder = Folder::new();
     let web = backend("web").await;
-    let mut objects = vec![ingress_class(
-        "switchyard",
-        "switchyard.dev/ingress-controller",
-        false,
-    )];
-    objects.extend(backend_service("web", web));
+    let mut objects = class_and_web(web);
     let mut cors = ingress("cors-ingress")
         .class("switchyard")
         .rule("api.example", &[("/", "Prefix", "web")]);
@@ -283,12 +284,7 @@ async fn cookie_affinity_keeps_a_client_on_its_endpoint() {
 async fn request_rates_are_limited_per_client_with_a_burst() {
     let folder = Folder::new();
     let web = backend("web").await;
-    let mut objects = vec![ingress_class(
-        "switchyard",
-        "switchyard.dev/ingress-controller",
-        false,
-    )];
-    objects.extend(backend_service("web", web));
+    let mut objects = class_and_web(web);
     objects.push(
         ingress("limited")
             .class("switchyard")
@@ -329,12 +325,7 @@ async fn request_rates_are_limited_per_client_with_a_burst() {
 async fn vhost_prefix_alias_and_www_redirect() {
     let folder = Folder::new();
     let web = backend("web").await;
-    let mut objects = vec![ingress_class(
-        "switchyard",
-        "switchyard.dev/ingress-controller",
-        false,
-    )];
-    objects.extend(backend_service("web", web));
+    let mut objects = class_and_web(web);
     objects.push(
         ingress("shop")
             .class("switchyard")

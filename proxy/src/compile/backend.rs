@@ -105,24 +105,38 @@ impl PortRef {
     }
 }
 
+/// The Service and the port of it a backend names (`None` when it has no such port).
+fn service_port<'s>(
+    snapshot: &'s Snapshot,
+    service_key: &ObjectKey,
+    port: Option<PortRef>,
+) -> Result<(&'s Service, PortRef, Option<&'s ServicePort>), BackendError> {
+    let service = snapshot
+        .services
+        .get(service_key)
+        .ok_or_else(|| BackendError::ServiceNotFound(service_key.clone()))?;
+    let port = port.ok_or_else(|| BackendError::NoPort(service_key.clone()))?;
+    let ports: &[ServicePort] = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or(&[]);
+    let found = match &port {
+        PortRef::Number(n) => ports.iter().find(|p| p.port == *n),
+        PortRef::Name(name) => ports.iter().find(|p| p.name.as_deref() == Some(name)),
+        PortRef::First => ports.first(),
+    };
+    Ok((service, port, found))
+}
+
 pub fn resolve(
     snapshot: &Snapshot,
     endpoints: &EndpointIndex<'_>,
     service_key: &ObjectKey,
     port: Option<PortRef>,
 ) -> Result<Upstream, BackendError> {
-    let service = snapshot
-        .services
-        .get(service_key)
-        .ok_or_else(|| BackendError::ServiceNotFound(service_key.clone()))?;
-    let port = port.ok_or_else(|| BackendError::NoPort(service_key.clone()))?;
+    let (service, port, service_port) = service_port(snapshot, service_key, port)?;
     let spec = service.spec.as_ref();
-    let ports: &[ServicePort] = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
-    let service_port = match &port {
-        PortRef::Number(n) => ports.iter().find(|p| p.port == *n),
-        PortRef::Name(name) => ports.iter().find(|p| p.name.as_deref() == Some(name)),
-        PortRef::First => ports.first(),
-    };
 
     if spec.and_then(|s| s.type_.as_deref()) == Some("ExternalName") {
         return external_name(service_key, service, service_port, &port);
@@ -183,22 +197,12 @@ pub fn resolve_cluster_ip(
     service_key: &ObjectKey,
     port: Option<PortRef>,
 ) -> Result<Upstream, BackendError> {
-    let service = snapshot
-        .services
-        .get(service_key)
-        .ok_or_else(|| BackendError::ServiceNotFound(service_key.clone()))?;
-    let port = port.ok_or_else(|| BackendError::NoPort(service_key.clone()))?;
-    let spec = service.spec.as_ref();
-    let ports: &[ServicePort] = spec.and_then(|s| s.ports.as_deref()).unwrap_or(&[]);
-    let service_port = match &port {
-        PortRef::Number(n) => ports.iter().find(|p| p.port == *n),
-        PortRef::Name(name) => ports.iter().find(|p| p.name.as_deref() == Some(name)),
-        PortRef::First => ports.first(),
-    }
-    .ok_or_else(|| BackendError::PortNotFound {
+    let (service, port, service_port) = service_port(snapshot, service_key, port)?;
+    let service_port = service_port.ok_or_else(|| BackendError::PortNotFound {
         service: service_key.clone(),
         port: port.describe(),
     })?;
+    let spec = service.spec.as_ref();
     let ip = spec
         .and_then(|s| s.cluster_ip.as_deref())
         .filter(|ip| !ip.is_empty() && *ip != "None");
