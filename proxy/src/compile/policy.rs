@@ -197,9 +197,17 @@ const RESTRICTING: &[&str] = &[
     "auth-tls-verify-client",
     "auth-tls-verify-depth",
     "auth-tls-pass-certificate-to-upstream",
+    "auth-tls-error-page",
+    "auth-cache-key",
+    "auth-cache-duration",
+    "auth-proxy-set-headers",
+    "auth-response-headers",
+    "auth-request-redirect",
     "server-snippet",
+    "stream-snippet",
     "modsecurity-snippet",
     "enable-modsecurity",
+    "enable-owasp-core-rules",
     "satisfy",
 ];
 
