@@ -370,3 +370,39 @@ async fn vhost_prefix_alias_and_www_redirect() {
         Some("http://shop.example.com/cart?x=1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enable_access_log_false_leaves_an_ingress_out_of_the_access_log() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = class_and_web(web);
+    objects.push(
+        ingress("quiet")
+            .class("switchyard")
+            .annotation(&format!("{NGINX}/enable-access-log"), "false")
+            .rule("quiet.example", &[("/", "Prefix", "web")])
+            .build(),
+    );
+    objects.push(
+        ingress("loud")
+            .class("switchyard")
+            .rule("loud.example", &[("/", "Prefix", "web")])
+            .build(),
+    );
+    folder.write_objects("logs.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    assert_eq!(get(proxy.http, "quiet.example", "/hush").await.status, 200);
+    assert_eq!(get(proxy.http, "loud.example", "/shout").await.status, 200);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !proxy.log().contains("\"GET /shout HTTP/1.1\" 200") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no access log line for the loud Ingress:\n{}",
+            proxy.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Lines are written in order: the quiet request, sent first, would be there by now.
+    assert!(!proxy.log().contains("/hush"), "{}", proxy.log());
+}

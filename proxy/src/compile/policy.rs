@@ -119,6 +119,8 @@ pub struct Policy {
     pub default_backend: Option<String>,
     /// `service-upstream`: send to the Service's cluster IP instead of its endpoints.
     pub service_upstream: bool,
+    /// `enable-access-log: "false"` turns the access log off for these paths.
+    pub access_log: Option<bool>,
 }
 
 impl Policy {
@@ -151,6 +153,7 @@ impl Policy {
             && !self.from_to_www
             && self.default_backend.is_none()
             && !self.service_upstream
+            && self.access_log.is_none()
     }
 
     /// Whether the rate limits let this request through (and count it).
@@ -306,6 +309,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                     find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a Service name; ignored"));
                 }
             }
+            "enable-access-log" => match parse_bool(value) {
+                Some(b) => policy.access_log = Some(b),
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+            },
             "service-upstream" => match parse_bool(value) {
                 Some(b) => policy.service_upstream = b,
                 None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),

@@ -191,7 +191,10 @@ impl Proxy {
             .and_then(|uri| PathAndQuery::try_from(uri).ok());
         drop(path);
 
-        let access_log = self.access_log.as_ref().filter(|_| table.access_log);
+        let access_log = self
+            .access_log
+            .as_ref()
+            .filter(|_| table.access_log && policy.access_log != Some(false));
         let log = access_log.map(|_| {
             LogFields::capture(
                 conn.peer.ip(),
