@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::compile::{self, CertCache, CompileOptions, compile_cached};
-use crate::limits::Limiters;
+use crate::limits::{ConcurrencyLimits, Limiters};
 use crate::metrics::Metrics;
 use crate::model::{Problem, Severity, Snapshot};
 use crate::publish::{Compiled, CompiledSender};
@@ -25,6 +25,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Rate-limit state, kept across route tables.
     pub limiters: Limiters,
+    /// `limit-connections` state, kept across route tables.
+    pub concurrency: ConcurrencyLimits,
 }
 
 impl Shared {
@@ -34,6 +36,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             metrics,
             limiters: Limiters::default(),
+            concurrency: ConcurrencyLimits::default(),
         }
     }
 
@@ -127,6 +130,12 @@ fn apply(
                     .collect()
             });
         }
+        if let (Some(ingress), Some(limit)) = (&route.ingress, route.policy.max_in_flight) {
+            let _ = route
+                .policy
+                .in_flight
+                .get_or_init(|| shared.concurrency.get(ingress, limit));
+        }
         if let (Some(canary), Some(labels)) = (&route.canary, route.canary_metric_labels()) {
             let _ = canary
                 .series
@@ -143,6 +152,7 @@ fn apply(
         .collect();
     shared.metrics.requests.forget_unserved(&serving);
     shared.limiters.forget_unused();
+    shared.concurrency.forget_unused();
 
     let mut current = HashSet::with_capacity(problems.len());
     let mut faults = 0;

@@ -124,3 +124,95 @@ mod tests {
         }
     }
 }
+
+/// `limit-connections`: requests in flight at once per client address.
+#[derive(Debug)]
+pub struct Concurrency {
+    limit: u32,
+    shards: Vec<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// One request counted against its client's concurrency limit until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    owner: Arc<Concurrency>,
+    client: IpAddr,
+}
+
+impl Concurrency {
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    /// Counts a request of `client`, or `None` when it already has `limit` in flight.
+    pub fn enter(self: &Arc<Self>, client: IpAddr) -> Option<InFlight> {
+        let mut counts = self.shards[shard_of(client)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = counts.entry(client).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(InFlight {
+            owner: self.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut counts = self.owner.shards[shard_of(self.client)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = counts.get_mut(&self.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// The concurrency counters by Ingress and limit, across route tables.
+#[derive(Debug, Default)]
+pub struct ConcurrencyLimits {
+    all: Mutex<HashMap<(ObjectKey, u32), Arc<Concurrency>>>,
+}
+
+impl ConcurrencyLimits {
+    pub fn get(&self, ingress: &ObjectKey, limit: u32) -> Arc<Concurrency> {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.entry((ingress.clone(), limit))
+            .or_insert_with(|| Arc::new(Concurrency::new(limit)))
+            .clone()
+    }
+
+    /// Drops the counters no table (and no request in flight) uses any more.
+    pub fn forget_unused(&self) {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|_, counter| Arc::strong_count(counter) > 1);
+    }
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::*;
+
+    #[test]
+    fn a_client_gets_at_most_the_limit_in_flight_and_slots_come_back() {
+        let limit = Arc::new(Concurrency::new(2));
+        let client = IpAddr::from([10, 0, 0, 1]);
+        let first = limit.enter(client);
+        let second = limit.enter(client);
+        assert!(first.is_some() && second.is_some());
+        assert!(limit.enter(client).is_none());
+        assert!(limit.enter(IpAddr::from([10, 0, 0, 2])).is_some());
+        drop(first);
+        assert!(limit.enter(client).is_some());
+    }
+}

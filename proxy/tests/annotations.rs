@@ -406,3 +406,63 @@ async fn enable_access_log_false_leaves_an_ingress_out_of_the_access_log() {
     // Lines are written in order: the quiet request, sent first, would be there by now.
     assert!(!proxy.log().contains("/hush"), "{}", proxy.log());
 }
+
+/// A backend that answers after 1.5 s, so requests overlap even on a loaded machine.
+async fn slow_backend() -> u16 {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        bytes::Bytes::from_static(b"slow\n"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_connections_caps_requests_in_flight_per_client() {
+    let folder = Folder::new();
+    let slow = slow_backend().await;
+    let mut objects = class_and_web(slow);
+    objects.push(
+        ingress("capped")
+            .class("switchyard")
+            .annotation(&format!("{NGINX}/limit-connections"), "2")
+            .rule("capped.example", &[("/", "Prefix", "web")])
+            .build(),
+    );
+    folder.write_objects("capped.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let port = proxy.http;
+    let requests: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(async move { get(port, "capped.example", "/").await.status }))
+        .collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.expect("join"));
+    }
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 200, 503, 503],
+        "two in flight at once, the rest refused"
+    );
+    // The slots came back with the responses.
+    assert_eq!(get(port, "capped.example", "/").await.status, 200);
+}

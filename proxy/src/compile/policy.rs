@@ -14,7 +14,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, StatusCode};
 
 use super::canary::PREFIX;
-use crate::limits::{Limiter, Rate};
+use crate::limits::{Concurrency, InFlight, Limiter, Rate};
 use crate::model::Severity;
 use crate::routes::UpstreamProtocol;
 
@@ -121,6 +121,10 @@ pub struct Policy {
     pub service_upstream: bool,
     /// `enable-access-log: "false"` turns the access log off for these paths.
     pub access_log: Option<bool>,
+    /// `limit-connections`: requests in flight at once per client address.
+    pub max_in_flight: Option<u32>,
+    /// Its counter, attached when the table is swapped in.
+    pub in_flight: OnceLock<Arc<Concurrency>>,
 }
 
 impl Policy {
@@ -154,6 +158,22 @@ impl Policy {
             && self.default_backend.is_none()
             && !self.service_upstream
             && self.access_log.is_none()
+            && self.max_in_flight.is_none()
+    }
+
+    /// `limit-connections`: whether this request may proceed, and the slot it then holds (when
+    /// there is a limit) until it is dropped.
+    pub fn enter(&self, ip: IpAddr) -> Admission {
+        let Some(counter) = self.in_flight.get() else {
+            return Admission::Unlimited;
+        };
+        if self.limit_allow.iter().any(|c| c.contains(ip)) {
+            return Admission::Unlimited;
+        }
+        match counter.enter(ip) {
+            Some(slot) => Admission::Admitted(slot),
+            None => Admission::TooMany,
+        }
     }
 
     /// Whether the rate limits let this request through (and count it).
@@ -164,6 +184,25 @@ impl Policy {
         self.limiters
             .get()
             .is_none_or(|limiters| limiters.iter().all(|l| l.admit(ip, now)))
+    }
+}
+
+/// What `limit-connections` says about a request.
+#[derive(Debug)]
+pub enum Admission {
+    Unlimited,
+    Admitted(InFlight),
+    /// The client already has the limit of requests in flight.
+    TooMany,
+}
+
+impl Admission {
+    /// The slot to hold until the response ends, if any.
+    pub fn into_slot(self) -> Option<InFlight> {
+        match self {
+            Admission::Admitted(slot) => Some(slot),
+            _ => None,
+        }
     }
 }
 
@@ -270,6 +309,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                         burst: n.saturating_mul(multiplier),
                     });
                 }
+                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; no limit")),
+            },
+            "limit-connections" => match value.parse::<u32>() {
+                Ok(n) if n > 0 => policy.max_in_flight = Some(n),
                 _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; no limit")),
             },
             "limit-burst-multiplier" => {

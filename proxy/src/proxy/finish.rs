@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
 
 use crate::access_log::{AccessLog, Entry};
 use crate::apply::Shared;
+use crate::limits::InFlight;
 use crate::metrics::Observation;
 use crate::routes::Route;
 
@@ -67,6 +68,8 @@ pub struct Finish {
     pub response_head_length: u64,
     pub request_id: Option<HeaderValue>,
     pub upstream: UpstreamOutcome,
+    /// The `limit-connections` slot, given back when the response ends.
+    pub _in_flight: Option<InFlight>,
 }
 
 impl Finish {

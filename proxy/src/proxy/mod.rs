@@ -29,6 +29,7 @@ use crate::apply::Shared;
 use crate::compile::affinity::Affinity;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
+use crate::compile::policy::Admission;
 use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{Canary, HostRoutes, Target, Upstream, UpstreamProtocol};
 
@@ -137,6 +138,8 @@ impl Proxy {
             && !path.starts_with(ACME_CHALLENGE_PREFIX)
             && (policy.force_ssl_redirect
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
+        // `limit-connections`: this request's slot, held until its response ends.
+        let in_flight = policy.enter(conn.peer.ip());
         // The proxy's own answers from the Ingress's policies, in ingress-nginx's order.
         let policy_answer = if acme {
             None
@@ -147,7 +150,9 @@ impl Proxy {
             ))
         } else if !policy.admits(conn.peer.ip()) {
             Some(local(StatusCode::FORBIDDEN, "403 Forbidden\n"))
-        } else if !policy.within_rates(conn.peer.ip(), started) {
+        } else if matches!(in_flight, Admission::TooMany)
+            || !policy.within_rates(conn.peer.ip(), started)
+        {
             // ingress-nginx's `limit-req-status-code` default.
             Some(local(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -300,6 +305,7 @@ impl Proxy {
             response_head_length: response_head_length(response.headers()),
             request_id,
             upstream,
+            _in_flight: in_flight.into_slot(),
         };
         Ok(response.map(|body| ObservedBody::new(body, Some(finish))))
     }
