@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::compile::{self, CertCache, CompileOptions, compile_cached};
-use crate::limits::{ConcurrencyLimits, Limiters};
+use crate::limits::{Concurrency, ConcurrencyLimits, Limiter, Limiters};
 use crate::metrics::Metrics;
 use crate::model::{Problem, Severity, Snapshot};
 use crate::publish::{Compiled, CompiledSender};
@@ -126,7 +126,7 @@ fn apply(
                     .policy
                     .rates
                     .iter()
-                    .map(|rate| shared.limiters.get(ingress, *rate))
+                    .map(|rate| shared.limiters.get(ingress, *rate, Limiter::new))
                     .collect()
             });
         }
@@ -134,7 +134,7 @@ fn apply(
             let _ = route
                 .policy
                 .in_flight
-                .get_or_init(|| shared.concurrency.get(ingress, limit));
+                .get_or_init(|| shared.concurrency.get(ingress, limit, Concurrency::new));
         }
         if let (Some(canary), Some(labels)) = (&route.canary, route.canary_metric_labels()) {
             let _ = canary

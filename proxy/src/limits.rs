@@ -71,27 +71,41 @@ fn shard_of(ip: IpAddr) -> usize {
     ((bits ^ (bits >> 17) ^ (bits >> 41)) as usize) % SHARDS
 }
 
-/// The limiters by Ingress and rate, across route tables.
-#[derive(Debug, Default)]
-pub struct Limiters {
-    all: Mutex<HashMap<(ObjectKey, Rate), Arc<Limiter>>>,
+/// Limit state by Ingress and setting, shared by every route table that uses it, so that a
+/// configuration change neither resets a limit nor hands out fresh allowances.
+#[derive(Debug)]
+pub struct Registry<K, T> {
+    all: Mutex<HashMap<(ObjectKey, K), Arc<T>>>,
 }
 
-impl Limiters {
-    /// The limiter for an Ingress's rate; called when a table is swapped in.
-    pub fn get(&self, ingress: &ObjectKey, rate: Rate) -> Arc<Limiter> {
+impl<K, T> Default for Registry<K, T> {
+    fn default() -> Self {
+        Self {
+            all: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash, T> Registry<K, T> {
+    /// The state for an Ingress's setting; called when a table is swapped in.
+    pub fn get(&self, ingress: &ObjectKey, setting: K, new: impl FnOnce(K) -> T) -> Arc<T> {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        all.entry((ingress.clone(), rate))
-            .or_insert_with(|| Arc::new(Limiter::new(rate)))
+        all.entry((ingress.clone(), setting))
+            .or_insert_with(|| Arc::new(new(setting)))
             .clone()
     }
 
-    /// Drops the limiters no table uses any more.
+    /// Drops the state no table (and no request in flight) uses any more.
     pub fn forget_unused(&self) {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|_, limiter| Arc::strong_count(limiter) > 1);
+        all.retain(|_, state| Arc::strong_count(state) > 1);
     }
 }
+
+/// The rate limiters, by Ingress and rate.
+pub type Limiters = Registry<Rate, Limiter>;
+/// The `limit-connections` counters, by Ingress and limit.
+pub type ConcurrencyLimits = Registry<u32, Concurrency>;
 
 #[cfg(test)]
 mod tests {
@@ -175,27 +189,6 @@ impl Drop for InFlight {
                 counts.remove(&self.client);
             }
         }
-    }
-}
-
-/// The concurrency counters by Ingress and limit, across route tables.
-#[derive(Debug, Default)]
-pub struct ConcurrencyLimits {
-    all: Mutex<HashMap<(ObjectKey, u32), Arc<Concurrency>>>,
-}
-
-impl ConcurrencyLimits {
-    pub fn get(&self, ingress: &ObjectKey, limit: u32) -> Arc<Concurrency> {
-        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        all.entry((ingress.clone(), limit))
-            .or_insert_with(|| Arc::new(Concurrency::new(limit)))
-            .clone()
-    }
-
-    /// Drops the counters no table (and no request in flight) uses any more.
-    pub fn forget_unused(&self) {
-        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|_, counter| Arc::strong_count(counter) > 1);
     }
 }
 
