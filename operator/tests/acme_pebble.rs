@@ -8,7 +8,10 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod common;
+
 use bytes::Bytes;
+use common::verify_chain;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -23,7 +26,6 @@ use switchyard_operator::certs::{
 };
 use switchyard_tests::pebble::{Pebble, PebbleOptions};
 use tokio::net::TcpListener;
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -176,10 +178,15 @@ async fn issues_a_certificate_for_two_names() {
         "Pebble was told to issue for an hour"
     );
 
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(issued.chain_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("chain PEM");
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     verify_chain(
-        &issued.chain_pem,
+        &chain,
         &setup.pebble.issuing_root_pem().expect("root"),
-        &names,
+        &name_refs,
     );
 
     // The order is done: restored now, it is Valid, and finalizing again says the key is gone.
@@ -189,49 +196,6 @@ async fn issues_a_certificate_for_two_names() {
         order.finalize(&key, &names, WAIT).await,
         Err(AcmeError::KeyLost)
     ));
-}
-
-fn parse<'a>(der: &'a CertificateDer<'_>) -> X509Certificate<'a> {
-    X509Certificate::from_der(der.as_ref())
-        .map(|(_, c)| c)
-        .expect("X.509")
-}
-
-/// Leaf → intermediates → Pebble's root: each signature checked, names and validity too.
-fn verify_chain(chain_pem: &str, root_pem: &str, names: &[String]) {
-    let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .expect("chain PEM");
-    assert!(ders.len() >= 2, "leaf and at least one intermediate");
-    let root_der = CertificateDer::from_pem_slice(root_pem.as_bytes()).expect("root PEM");
-    let certs: Vec<X509Certificate<'_>> = ders.iter().map(parse).collect();
-    let root = parse(&root_der);
-    for pair in certs.windows(2) {
-        assert_eq!(pair[0].issuer(), pair[1].subject());
-        pair[0]
-            .verify_signature(Some(pair[1].public_key()))
-            .expect("signed by the next in the chain");
-    }
-    let top = certs.last().expect("non-empty");
-    assert_eq!(top.issuer(), root.subject());
-    top.verify_signature(Some(root.public_key()))
-        .expect("signed by Pebble's root");
-    let sans: Vec<String> = certs[0]
-        .subject_alternative_name()
-        .expect("SAN")
-        .expect("has SAN")
-        .value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::DNSName(d) => Some(d.to_string()),
-            _ => None,
-        })
-        .collect();
-    for name in names {
-        assert!(sans.contains(name), "{name} in {sans:?}");
-    }
-    assert!(certs[0].validity().is_valid());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -103,20 +103,8 @@ impl Context {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Kube { what, source }
-}
+pub use super::Error;
+use super::kube_err;
 
 pub fn error_policy(cert: Arc<Certificate>, error: &Error, _: Arc<Context>) -> Requeue {
     tracing::warn!(error = %chain_message(error), certificate = %cert.name_any(),

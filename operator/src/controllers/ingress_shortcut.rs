@@ -24,20 +24,8 @@ pub struct Context {
     pub cert_manager_annotations: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Kube { what, source }
-}
+pub use super::Error;
+use super::kube_err;
 
 pub fn error_policy(ingress: Arc<Ingress>, error: &Error, _: Arc<Context>) -> Action {
     tracing::warn!(%error, ingress = %ingress.name_any(), "Ingress shortcut reconcile failed; retrying");

@@ -30,20 +30,8 @@ pub struct Context {
     pub cluster_resource_namespace: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("reading or writing {what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Kube { what, source }
-}
+pub use super::Error;
+use super::kube_err;
 
 /// What one pass concluded: the Ready condition's status, reason and message, and the
 /// account status when registered.
@@ -211,7 +199,11 @@ async fn account_key(
 ) -> Result<Result<Vec<u8>, Outcome>, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let what = format!("Secret {namespace}/{name}");
-    if let Some(secret) = secrets.get_opt(name).await.map_err(kube_err(&what))? {
+    if let Some(secret) = secrets
+        .get_opt(name)
+        .await
+        .map_err(kube_err(format!("reading {what}")))?
+    {
         return Ok(match secret.data.as_ref().and_then(|d| d.get(key)) {
             Some(pem) => Ok(pem.0.clone()),
             None => Err(Outcome::not_ready(
@@ -291,7 +283,7 @@ where
         )
         .await
         .map_err(kube_err(format!(
-            "the status of {} {}",
+            "writing the status of {} {}",
             K::kind(&()),
             obj.meta().name.clone().unwrap_or_default()
         )))?;

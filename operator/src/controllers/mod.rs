@@ -21,6 +21,21 @@ use switchyard_crds::{Certificate, ClusterIssuer, Issuer, IssuerKind, RolloutRou
 use crate::certs::children::SolverBackend;
 use crate::certs::secret::CERTIFICATE_NAME;
 
+/// A failed Kubernetes API call during a reconcile, saying what it was for.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {source}")]
+pub struct Error {
+    what: String,
+    #[source]
+    source: kube::Error,
+}
+
+/// Wraps a kube error with what the call was doing (`map_err(kube_err("patching …"))`).
+fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error { what, source }
+}
+
 /// What every controller needs.
 #[derive(Clone)]
 pub struct Settings {

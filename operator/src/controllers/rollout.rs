@@ -30,20 +30,8 @@ pub struct Context {
     pub analysis: Analysis,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{what}: {source}")]
-    Kube {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-}
-
-fn kube_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let what = what.into();
-    move |source| Error::Kube { what, source }
-}
+pub use super::Error;
+use super::kube_err;
 
 fn owned_by(ingress: &Ingress, uid: &str) -> bool {
     ingress.owner_references().iter().any(|o| o.uid == uid)

@@ -416,6 +416,7 @@ pub fn verify_chain(chain: &[CertificateDer<'_>], root_pem: &str, names: &[&str]
     for name in names {
         assert!(sans.iter().any(|s| s == name), "{name} in {sans:?}");
     }
+    assert!(certs[0].validity().is_valid(), "the leaf is valid now");
 }
 
 pub fn chain_of(secret: &Secret) -> Vec<CertificateDer<'static>> {

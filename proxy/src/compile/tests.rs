@@ -414,15 +414,7 @@ fn a_broken_ingress_never_affects_another() {
 
 #[test]
 fn missing_tls_secret_is_a_problem_and_valid_ones_are_indexed_by_host() {
-    let cert = rcgen::generate_simple_self_signed(vec!["secure.example".to_owned()]);
-    let Ok(cert) = cert else {
-        panic!("rcgen failed");
-    };
-    let secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: good}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
-        indent(&cert.cert.pem()),
-        indent(&cert.signing_key.serialize_pem())
-    );
+    let secret = tls_secret("secure.example");
     let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t}\nspec:\n  ingressClassName: switchyard\n  tls:\n  - {hosts: [secure.example, '*.wild.example'], secretName: good}\n  - {hosts: [other.example], secretName: absent}\n  rules:\n  - host: secure.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n---\n";
     let (table, problems) = build(&[CLASS, &services(&["s"]), &secret, ing]);
     assert!(table.certs.lookup("secure.example").is_some());
@@ -436,15 +428,7 @@ fn missing_tls_secret_is_a_problem_and_valid_ones_are_indexed_by_host() {
 /// host whose Secret is missing does not (HTTPS would present the wrong certificate).
 #[test]
 fn hosts_with_usable_tls_are_marked_for_the_https_redirect() {
-    let cert = rcgen::generate_simple_self_signed(vec!["secure.example".to_owned()]);
-    let Ok(cert) = cert else {
-        panic!("rcgen failed");
-    };
-    let secret = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: good}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
-        indent(&cert.cert.pem()),
-        indent(&cert.signing_key.serialize_pem())
-    );
+    let secret = tls_secret("secure.example");
     let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t}\nspec:\n  ingressClassName: switchyard\n  tls:\n  - {hosts: [secure.example], secretName: good}\n  - {hosts: [broken.example], secretName: absent}\n  - {hosts: [default-cert.example]}\n  rules:\n  - host: secure.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n  - host: broken.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n  - host: default-cert.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n  - host: plain.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n---\n";
     let (table, _) = build(&[CLASS, &services(&["s"]), &secret, ing]);
     let redirects = |host: &str| table.route(host, "/").0.tls_redirect;
@@ -513,6 +497,18 @@ fn malformed_challenges_are_reported_and_go_to_their_backend() {
             "{response}"
         );
     }
+}
+
+/// A `kubernetes.io/tls` Secret named `good` with a fresh self-signed certificate for `name`.
+fn tls_secret(name: &str) -> String {
+    let Ok(cert) = rcgen::generate_simple_self_signed(vec![name.to_owned()]) else {
+        panic!("rcgen failed");
+    };
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: good}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
+        indent(&cert.cert.pem()),
+        indent(&cert.signing_key.serialize_pem())
+    )
 }
 
 fn indent(text: &str) -> String {
@@ -617,18 +613,8 @@ fn invalid_canary_annotations_are_reported() {
 
 #[test]
 fn certificates_are_parsed_again_only_when_their_secret_changes() {
-    let secret_for = |name: &str| {
-        let Ok(cert) = rcgen::generate_simple_self_signed(vec![name.to_owned()]) else {
-            panic!("rcgen failed");
-        };
-        format!(
-            "apiVersion: v1\nkind: Secret\nmetadata: {{name: good}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: |\n{}\n  tls.key: |\n{}\n---\n",
-            indent(&cert.cert.pem()),
-            indent(&cert.signing_key.serialize_pem())
-        )
-    };
     let ing = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: t}\nspec:\n  ingressClassName: switchyard\n  tls:\n  - {hosts: [secure.example], secretName: good}\n  rules:\n  - host: secure.example\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: s, port: {number: 80}}}}]}\n---\n";
-    let first = secret_for("secure.example");
+    let first = tls_secret("secure.example");
     let snapshot = snapshot(&[CLASS, &services(&["s"]), &first, ing]);
     let options = CompileOptions::default();
     let (one, _, cache) = compile_cached(&snapshot, &options, &CertCache::default());
@@ -640,7 +626,7 @@ fn certificates_are_parsed_again_only_when_their_secret_changes() {
     assert!(Arc::ptr_eq(&a, &b), "the unchanged Secret was parsed again");
     assert_eq!(cache.len(), 1);
 
-    let changed = snapshot_with_secret(&secret_for("secure.example"), ing);
+    let changed = snapshot_with_secret(&tls_secret("secure.example"), ing);
     let (three, _, _) = compile_cached(&changed, &options, &cache);
     let Some(c) = cert(&three) else {
         panic!("no certificate");
