@@ -25,4 +25,5 @@ pub mod run;
 pub mod server;
 pub mod sources;
 pub mod tls;
+pub mod variables;
 pub mod workers;
