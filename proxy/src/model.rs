@@ -59,7 +59,7 @@ pub struct Snapshot {
     pub services: BTreeMap<ObjectKey, Arc<Service>>,
     pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
     pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
-    /// The controller ConfigMap (`--configmap`); in `--manifests` mode every ConfigMap read.
+    /// ConfigMaps: the controller's (`--configmap`) and those annotations and its keys name.
     pub config_maps: BTreeMap<ObjectKey, Arc<ConfigMap>>,
 }
 

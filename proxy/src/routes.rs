@@ -14,8 +14,10 @@ use rustls::sign::CertifiedKey;
 
 use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
+use crate::compile::headers::GlobalHeaders;
 use crate::compile::policy::Policy;
 use crate::compile::regex_mode::RewriteTarget;
+use crate::compile::snippet::Snippet;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::ObjectKey;
 
@@ -79,7 +81,7 @@ impl Rewrite {
 }
 
 /// Percent-encodes what may not appear in a URI path (the captures come from the decoded path).
-fn encode_path(path: &str) -> String {
+pub(crate) fn encode_path(path: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
@@ -313,6 +315,16 @@ pub struct HostRoutes {
     pub(crate) regexes: Vec<RegexRoute>,
     /// The `spec.defaultBackend` of the oldest Ingress naming this host.
     pub(crate) default: Option<Arc<Route>>,
+    /// The `server-snippet` of the oldest Ingress naming this host that has one.
+    pub(crate) server: Option<Arc<ServerSnippet>>,
+}
+
+/// A host's `server-snippet`: its translated directives, or why it could not be, in which case
+/// the whole host answers 503 (the snippet may be what protects it).
+#[derive(Debug)]
+pub enum ServerSnippet {
+    Translated(Snippet),
+    Closed,
 }
 
 impl HostRoutes {
@@ -397,6 +409,8 @@ pub struct RouteTable {
     pub access_log: bool,
     /// How long an upstream may take to send its response headers.
     pub upstream_timeout: Duration,
+    /// The controller ConfigMap's `proxy-set-headers` and `add-headers`.
+    pub headers: GlobalHeaders,
     /// How many Ingresses contributed at least one route.
     pub served_ingresses: usize,
 }
@@ -413,6 +427,7 @@ impl RouteTable {
             hsts: None,
             access_log: true,
             upstream_timeout: Duration::from_secs(60),
+            headers: GlobalHeaders::default(),
             served_ingresses: 0,
         }
     }
@@ -421,11 +436,15 @@ impl RouteTable {
     /// matched host's routes (its metrics label and TLS policy) with the route.
     pub fn route(&self, host: &str, path: &str) -> (&HostRoutes, &Arc<Route>) {
         let routes = self.host_routes(host);
-        let route = routes
+        (routes, self.route_in(routes, path))
+    }
+
+    /// The route for `path` among a host's routes (from [`Self::host_routes`]).
+    pub fn route_in<'a>(&'a self, routes: &'a HostRoutes, path: &str) -> &'a Arc<Route> {
+        routes
             .match_path(path)
             .or(routes.default.as_ref())
-            .unwrap_or(&self.controller_default);
-        (routes, route)
+            .unwrap_or(&self.controller_default)
     }
 
     /// Every route of the table, each once per place it is used.
@@ -437,7 +456,8 @@ impl RouteTable {
             .flat_map(HostRoutes::routes)
     }
 
-    fn host_routes(&self, host: &str) -> &HostRoutes {
+    /// A normalized host's routes: its own, a wildcard's, or the host-less ones.
+    pub fn host_routes(&self, host: &str) -> &HostRoutes {
         if let Some(routes) = self.exact_hosts.get(host) {
             return routes;
         }

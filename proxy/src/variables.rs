@@ -74,6 +74,7 @@ pub enum Var {
 }
 
 /// The request a template is expanded for.
+#[derive(Clone, Copy)]
 pub struct RequestView<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,

@@ -11,7 +11,7 @@ const PREFIX: &str = "nginx.ingress.kubernetes.io/";
 /// changes the verdict.
 fn sample(name: &str) -> &'static str {
     match name {
-        "configuration-snippet" => "add_header X-Checked yes;",
+        "configuration-snippet" | "server-snippet" => "add_header X-Checked yes;",
         "whitelist-source-range" | "allowlist-source-range" | "denylist-source-range" => {
             "10.0.0.0/8"
         }

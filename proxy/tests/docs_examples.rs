@@ -136,3 +136,24 @@ fn check_prints_what_the_page_shows() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
     assert!(out.status.success(), "warnings only: exit 0");
 }
+
+#[test]
+fn the_snippet_example_is_translated_as_the_page_says() {
+    let example = yaml_containing("configuration-snippet: |");
+    let class = yaml_containing("kind: IngressClass");
+    let parsed = parse(&files(&[&class, &example]));
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let (table, problems) = compile(&parsed.snapshot, &CompileOptions::default());
+    // The example names a Service it does not define; nothing else may be reported.
+    let other: Vec<_> = problems
+        .iter()
+        .filter(|p| p.severity > Severity::Info && p.reason != "ServiceNotFound")
+        .collect();
+    assert!(other.is_empty(), "{other:?}");
+    let route = table.route("shop.example.com", "/old/page").1;
+    let snippet = &route.policy.snippet;
+    assert!(route.policy.closed.is_none());
+    assert_eq!(snippet.response_headers.len(), 1, "{route:?} {problems:?}");
+    assert_eq!(snippet.upstream_headers.len(), 1);
+    assert_eq!(snippet.steps.len(), 1);
+}

@@ -133,7 +133,7 @@ fn the_annotation_fragments_are_refused_and_their_annotations_work_on_an_ingress
             .map(|p| (p.reason, p.message.split(':').next().unwrap_or("")))
             .collect();
         if file.starts_with("06") {
-            assert_eq!(policy.response_headers.len(), 3);
+            assert_eq!(policy.snippet.response_headers.len(), 3);
             assert_eq!(
                 reasons,
                 [(

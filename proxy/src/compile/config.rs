@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
+
+use super::risk::{Admit, Risk};
 
 /// The settings that shape the route table and the hot path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +20,14 @@ pub struct ControllerConfig {
     pub access_log: bool,
     /// `proxy-read-timeout`: how long an upstream may take to send its response headers.
     pub upstream_timeout: Duration,
+    /// `proxy-set-headers` and `add-headers`: the ConfigMaps (`NS/NAME`, or `NAME` next to this
+    /// one) whose data are headers for every upstream request and every response.
+    pub proxy_set_headers: Option<String>,
+    pub add_headers: Option<String>,
+    /// `global-allowed-response-headers`: the names `custom-headers` annotations may set.
+    pub allowed_response_headers: Vec<HeaderName>,
+    /// `allow-snippet-annotations` and `annotations-risk-level`.
+    pub admit: Admit,
 }
 
 impl Default for ControllerConfig {
@@ -27,6 +37,10 @@ impl Default for ControllerConfig {
             hsts: Some(hsts_value(HSTS_MAX_AGE, true, false)),
             access_log: true,
             upstream_timeout: Duration::from_secs(60),
+            proxy_set_headers: None,
+            add_headers: None,
+            allowed_response_headers: Vec::new(),
+            admit: Admit::default(),
         }
     }
 }
@@ -54,6 +68,11 @@ fn unsupported(key: &str) -> bool {
             | "hsts-preload"
             | "disable-access-log"
             | "proxy-read-timeout"
+            | "proxy-set-headers"
+            | "add-headers"
+            | "global-allowed-response-headers"
+            | "allow-snippet-annotations"
+            | "annotations-risk-level"
     )
 }
 
@@ -98,6 +117,8 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
             )),
         }
     }
+    config.admit.snippets = bool_key("allow-snippet-annotations", true, &mut problems);
+    parse_headers_and_risk(data, &mut config, &mut problems);
     for key in data.keys().filter(|k| unsupported(k)) {
         problems.push(ConfigProblem {
             key: key.clone(),
@@ -106,6 +127,60 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
         });
     }
     (config, problems)
+}
+
+/// The header ConfigMaps, the names `custom-headers` may set, and the annotation risk level.
+fn parse_headers_and_risk(
+    data: &BTreeMap<String, String>,
+    config: &mut ControllerConfig,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    let reference = |key: &str, problems: &mut Vec<ConfigProblem>| {
+        let value = data.get(key)?.trim();
+        match super::headers::config_map_key(value, "default") {
+            Ok(_) => Some(value.to_owned()),
+            Err(_) if value.is_empty() => None,
+            Err(_) => {
+                problems.push(invalid(
+                    key,
+                    value,
+                    "a ConfigMap name (NAMESPACE/NAME)",
+                    "none",
+                ));
+                None
+            }
+        }
+    };
+    config.proxy_set_headers = reference("proxy-set-headers", problems);
+    config.add_headers = reference("add-headers", problems);
+    if let Some(value) = data.get("global-allowed-response-headers") {
+        for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(header) => config.allowed_response_headers.push(header),
+                Err(_) => problems.push(invalid(
+                    "global-allowed-response-headers",
+                    name,
+                    "a header name",
+                    "not allowed",
+                )),
+            }
+        }
+    }
+    if let Some(value) = data.get("annotations-risk-level") {
+        match Risk::parse(value) {
+            Some(risk) => config.admit.max_risk = risk,
+            None => {
+                // ingress-nginx reads an unknown level as Low; so do we, and say so.
+                config.admit.max_risk = Risk::Low;
+                problems.push(invalid(
+                    "annotations-risk-level",
+                    value,
+                    "Low, Medium, High or Critical",
+                    "Low, as ingress-nginx does",
+                ));
+            }
+        }
+    }
 }
 
 fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {

@@ -7,8 +7,11 @@ pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+pub mod headers;
 pub mod policy;
 pub mod regex_mode;
+pub mod risk;
+pub mod snippet;
 mod tls;
 
 #[cfg(test)]
@@ -28,7 +31,7 @@ use switchyard_crds::challenge::{
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
     Canary, CertTable, HostRoutes, PathKind, PrefixRoute, RegexRoute, Rewrite, Route, RouteTable,
-    Target, Upstream, not_found_route,
+    ServerSnippet, Target, Upstream, not_found_route,
 };
 
 pub use backend::BackendError;
@@ -106,6 +109,8 @@ impl HostKey {
 #[derive(Default)]
 struct HostBuilder {
     routes: HostRoutes,
+    /// The Ingress whose `server-snippet` the host has.
+    server_owner: Option<ObjectKey>,
 }
 
 impl HostBuilder {
@@ -348,6 +353,8 @@ pub fn compile_cached(
         age(a).cmp(&age(b)).then_with(|| ka.cmp(kb))
     });
 
+    let settings = controller_config(&mut c, opts);
+    let global_headers = global_headers(&mut c, &settings, opts);
     let mut hosts: HashMap<HostKey, HostBuilder> = HashMap::new();
     let mut seen: HashMap<RouteKey, ObjectKey> = HashMap::new();
     let mut catch_all: Option<(Arc<Route>, ObjectKey)> = None;
@@ -370,7 +377,8 @@ pub fn compile_cached(
             );
             continue;
         };
-        let policy = ingress_policy(&mut c, key, ingress);
+        let policy = ingress_policy(&mut c, key, ingress, &settings);
+        let server_snippet = server_snippet(&mut c, key, ingress, &settings);
         c.service_upstream = policy.service_upstream;
         // `default-backend`: answers for this Ingress's paths whose Service has no endpoints.
         let fallback = policy.default_backend.as_ref().and_then(|name| {
@@ -574,6 +582,23 @@ pub fn compile_cached(
                 );
                 c.problem(INGRESS, key, Severity::Warning, "NothingToServe", message);
             }
+            if claimed && let Some(snippet) = &server_snippet {
+                let builder = hosts.entry(host.clone()).or_default();
+                match &builder.server_owner {
+                    None => {
+                        builder.routes.server = Some(snippet.clone());
+                        builder.server_owner = Some(key.clone());
+                    }
+                    Some(owner) if owner != key => {
+                        let message = format!(
+                            "server-snippet: host {} already has the server-snippet of the older Ingress {owner}; one per host, this one is not used",
+                            host.describe()
+                        );
+                        c.problem(INGRESS, key, Severity::Warning, "Conflict", message);
+                    }
+                    Some(_) => {}
+                }
+            }
             contributed |= claimed;
         }
         if contributed {
@@ -596,7 +621,6 @@ pub fn compile_cached(
     }
     let controller_default = controller_default(&mut c, opts);
     let (certs, tls_hosts) = certificates(&mut c, &served, opts);
-    let settings = controller_config(&mut c, opts);
 
     let mut exact_hosts = HashMap::new();
     let mut wildcard_hosts = HashMap::new();
@@ -630,6 +654,7 @@ pub fn compile_cached(
         hsts: settings.hsts,
         access_log: settings.access_log,
         upstream_timeout: settings.upstream_timeout,
+        headers: global_headers,
         served_ingresses: served_count,
     };
     (table, dedup(c.problems), c.certs_after)
@@ -693,20 +718,116 @@ fn add_aliases_and_www(
 
 /// An Ingress's annotation policy; what cannot be honoured is reported, and an access
 /// restriction that cannot be honoured closes its paths (reported as an error).
-fn ingress_policy(c: &mut Compiler<'_>, key: &ObjectKey, ingress: &Ingress) -> Arc<policy::Policy> {
+fn ingress_policy(
+    c: &mut Compiler<'_>,
+    key: &ObjectKey,
+    ingress: &Ingress,
+    settings: &config::ControllerConfig,
+) -> Arc<policy::Policy> {
     let Some(annotations) = ingress.metadata.annotations.as_ref() else {
         return Arc::default();
     };
-    let (parsed, findings) = policy::parse(annotations);
+    let (mut parsed, findings) = policy::parse(annotations);
     for finding in findings {
         let message = format!("{}: {}", finding.annotation, finding.message);
         c.problem(INGRESS, key, finding.severity, finding.reason, message);
+    }
+    let mut closed: Vec<String> = parsed.closed.take().into_iter().collect();
+    if let Some(reference) = annotations.get(&format!("{}custom-headers", canary::PREFIX)) {
+        match headers::custom_headers(
+            reference,
+            &key.namespace,
+            &c.snapshot.config_maps,
+            &settings.allowed_response_headers,
+        ) {
+            Ok(custom) => parsed.snippet.response_headers.extend(custom),
+            Err(why) => closed.push(format!("{}custom-headers: {why}", canary::PREFIX)),
+        }
+    }
+    closed.extend(settings.admit.refused(annotations));
+    if !closed.is_empty() {
+        parsed.closed = Some(closed.join("; "));
     }
     if let Some(why) = &parsed.closed {
         let message = format!("its paths answer 503 instead of being served open: {why}");
         c.problem(INGRESS, key, Severity::Error, "FailedClosed", message);
     }
     Arc::new(parsed)
+}
+
+/// An Ingress's `server-snippet`, for the hosts its rules name. One that cannot be translated,
+/// or that the controller ConfigMap does not admit, closes those hosts (reported).
+fn server_snippet(
+    c: &mut Compiler<'_>,
+    key: &ObjectKey,
+    ingress: &Ingress,
+    settings: &config::ControllerConfig,
+) -> Option<Arc<ServerSnippet>> {
+    let name = format!("{}server-snippet", canary::PREFIX);
+    let annotations = ingress.metadata.annotations.as_ref()?;
+    let text = annotations.get(&name)?;
+    let admitted = settings
+        .admit
+        .refused(&[(name.clone(), String::new())].into_iter().collect())
+        .into_iter()
+        .next();
+    let parsed = match admitted {
+        Some(why) => Err(why),
+        None => snippet::parse(text).map_err(|why| format!("{name}: {why}")),
+    };
+    Some(Arc::new(match parsed {
+        Ok(snippet) => ServerSnippet::Translated(snippet),
+        Err(why) => {
+            let message =
+                format!("every path of its hosts answers 503 instead of being served open: {why}");
+            c.problem(INGRESS, key, Severity::Error, "FailedClosed", message);
+            ServerSnippet::Closed
+        }
+    }))
+}
+
+/// The controller ConfigMap's `proxy-set-headers` and `add-headers`: a ConfigMap that is missing
+/// or has entries that are not headers is reported and not used.
+fn global_headers(
+    c: &mut Compiler<'_>,
+    settings: &config::ControllerConfig,
+    opts: &CompileOptions,
+) -> headers::GlobalHeaders {
+    let mut global = headers::GlobalHeaders::default();
+    let Some(controller) = &opts.configmap else {
+        return global;
+    };
+    for (setting, reference, upstream) in [
+        ("proxy-set-headers", &settings.proxy_set_headers, true),
+        ("add-headers", &settings.add_headers, false),
+    ] {
+        let Some(reference) = reference else {
+            continue;
+        };
+        let found = headers::config_map_key(reference, &controller.namespace).and_then(|key| {
+            let map = c
+                .snapshot
+                .config_maps
+                .get(&key)
+                .ok_or_else(|| format!("the ConfigMap {key} was not found"))?;
+            headers::header_entries(map).map_err(|why| format!("ConfigMap {key}: {why}"))
+        });
+        match found {
+            Ok(entries) if upstream => global.upstream = entries,
+            Ok(entries) => global.response = entries,
+            Err(why) => {
+                let message = format!("ConfigMap key {setting:?}: {why}; no headers are added");
+                c.problem(
+                    CONFIGMAP,
+                    controller,
+                    Severity::Warning,
+                    "InvalidConfigValue",
+                    message,
+                );
+            }
+        }
+    }
+    global
 }
 
 /// Each served Ingress's regex annotations, and the hosts in regex mode: those some Ingress

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 
 use super::canary::PREFIX;
 use crate::limits::{Concurrency, InFlight, Limiter, Rate};
@@ -94,10 +94,8 @@ pub struct Policy {
     pub read_timeout: Option<Duration>,
     /// `backend-protocol`.
     pub backend_protocol: Option<UpstreamProtocol>,
-    /// `configuration-snippet`'s `add_header` / `more_set_headers`: added to responses.
-    pub response_headers: Vec<(HeaderName, HeaderValue, bool)>,
-    /// `configuration-snippet`'s `proxy_set_header` with literal values: set upstream.
-    pub upstream_headers: Vec<(HeaderName, HeaderValue)>,
+    /// `configuration-snippet` (its safe subset) and `custom-headers`.
+    pub snippet: super::snippet::Snippet,
     /// `enable-cors` and the `cors-*` options.
     pub cors: Option<super::cors::Cors>,
     /// `limit-rps` / `limit-rpm` with `limit-burst-multiplier`, per client address.
@@ -147,8 +145,7 @@ impl Policy {
             && self.app_root.is_none()
             && self.read_timeout.is_none()
             && self.backend_protocol.is_none()
-            && self.response_headers.is_empty()
-            && self.upstream_headers.is_empty()
+            && self.snippet.is_empty()
             && self.cors.is_none()
             && self.rates.is_empty()
             && self.upstream_vhost.is_none()
@@ -221,7 +218,10 @@ fn handled_elsewhere(name: &str) -> bool {
         || name.starts_with("cors-")
         || name.starts_with("session-cookie-")
         || name == "affinity"
-        || matches!(name, "use-regex" | "rewrite-target" | "enable-cors")
+        || matches!(
+            name,
+            "use-regex" | "rewrite-target" | "enable-cors" | "custom-headers" | "server-snippet"
+        )
 }
 
 /// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
@@ -245,7 +245,6 @@ const RESTRICTING: &[&str] = &[
     "auth-proxy-set-headers",
     "auth-response-headers",
     "auth-request-redirect",
-    "server-snippet",
     "stream-snippet",
     "modsecurity-snippet",
     "enable-modsecurity",
@@ -409,11 +408,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                 "GRPCS" => policy.backend_protocol = Some(UpstreamProtocol::H2Tls),
                 _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP; ignored")),
             },
-            "configuration-snippet" => match snippet(value) {
-                Ok((response, upstream)) => {
-                    policy.response_headers.extend(response);
-                    policy.upstream_headers.extend(upstream);
-                }
+            "configuration-snippet" => match super::snippet::parse(value) {
+                Ok(snippet) => policy.snippet.extend(snippet),
                 Err(why) => closed.push(format!("{PREFIX}configuration-snippet: {why}")),
             },
             _ if RESTRICTING.contains(&name) => closed.push(format!(
@@ -488,110 +484,6 @@ fn redirect_target(value: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(value).map_err(|_| format!("{value:?} is not a valid header value"))
 }
 
-type SnippetHeaders = (
-    Vec<(HeaderName, HeaderValue, bool)>,
-    Vec<(HeaderName, HeaderValue)>,
-);
-
-/// The safe subset of `configuration-snippet`: `add_header NAME VALUE [always];`,
-/// `more_set_headers "Name: value";` and `proxy_set_header NAME VALUE;` with literal values.
-/// Anything else is refused (the caller fails the paths closed).
-fn snippet(text: &str) -> Result<SnippetHeaders, String> {
-    let mut response = Vec::new();
-    let mut upstream = Vec::new();
-    for words in statements(text)? {
-        let statement = words.join(" ");
-        let header = |name: &str, value: &str| -> Result<(HeaderName, HeaderValue), String> {
-            if value.contains('$') {
-                return Err(format!(
-                    "{statement:?}: nginx variables in values are not supported yet"
-                ));
-            }
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{statement:?}: {name:?} is not a header name"))?;
-            let value = HeaderValue::from_str(value)
-                .map_err(|_| format!("{statement:?}: invalid header value"))?;
-            Ok((name, value))
-        };
-        match words
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            ["add_header", name, value] => {
-                let (n, v) = header(name, value)?;
-                response.push((n, v, false));
-            }
-            ["add_header", name, value, "always"] => {
-                let (n, v) = header(name, value)?;
-                response.push((n, v, true));
-            }
-            ["more_set_headers", pairs @ ..] if !pairs.is_empty() => {
-                for pair in pairs {
-                    let (name, value) = pair
-                        .split_once(':')
-                        .ok_or_else(|| format!("{statement:?}: expected \"Name: value\""))?;
-                    let (n, v) = header(name.trim(), value.trim())?;
-                    response.push((n, v, true));
-                }
-            }
-            ["proxy_set_header", name, value] => upstream.push(header(name, value)?),
-            _ => {
-                let directive = words.first().map_or("", String::as_str);
-                return Err(format!(
-                    "the directive {directive:?} is not in the supported snippet subset (add_header, more_set_headers, proxy_set_header)"
-                ));
-            }
-        }
-    }
-    Ok((response, upstream))
-}
-
-/// nginx's statements: words separated by whitespace, `"…"` or `'…'` quoted (a `;` inside
-/// quotes is text), each statement ended by `;`.
-fn statements(text: &str) -> Result<Vec<Vec<String>>, String> {
-    let mut statements = Vec::new();
-    let mut words: Vec<String> = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-        } else if c == ';' {
-            chars.next();
-            if !words.is_empty() {
-                statements.push(std::mem::take(&mut words));
-            }
-        } else if c == '"' || c == '\'' {
-            chars.next();
-            let mut word = String::new();
-            loop {
-                match chars.next() {
-                    Some(q) if q == c => break,
-                    Some('\\') => word.extend(chars.next()),
-                    Some(other) => word.push(other),
-                    None => return Err("unterminated quote".to_owned()),
-                }
-            }
-            words.push(word);
-        } else {
-            let mut word = String::new();
-            while let Some(&c) = chars.peek() {
-                if c.is_whitespace() || c == ';' {
-                    break;
-                }
-                word.push(c);
-                chars.next();
-            }
-            words.push(word);
-        }
-    }
-    if !words.is_empty() {
-        return Err(format!("{:?} is not ended by `;`", words.join(" ")));
-    }
-    Ok(statements)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,7 +546,7 @@ mod tests {
             ("auth-type", "basic"),
             ("whitelist-source-range", "10.0.0.0/8, nonsense"),
             ("configuration-snippet", "deny all;"),
-            ("configuration-snippet", "add_header X-Who $remote_addr;"),
+            ("configuration-snippet", "add_header X-Who $upstream_addr;"),
         ] {
             let (policy, _) = parse(&annotations(&[(name, value)]));
             let closed = policy.closed.unwrap_or_default();
@@ -671,9 +563,10 @@ mod tests {
         assert!(policy.closed.is_none(), "{:?}", policy.closed);
         assert!(findings.is_empty());
         let headers: Vec<(String, String)> = policy
+            .snippet
             .response_headers
             .iter()
-            .map(|(n, v, _)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .map(|h| (h.name.to_string(), h.value.to_string()))
             .collect();
         assert_eq!(
             headers,

@@ -8,7 +8,9 @@ mod body;
 mod clients;
 mod finish;
 mod headers;
+mod snippet;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,8 +32,10 @@ use crate::compile::affinity::Affinity;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
 use crate::compile::policy::Admission;
+use crate::compile::snippet::HeaderPattern;
 use crate::normalize::{normalize_host, normalize_path};
-use crate::routes::{Canary, HostRoutes, Target, Upstream, UpstreamProtocol};
+use crate::routes::{Canary, HostRoutes, ServerSnippet, Target, Upstream, UpstreamProtocol};
+use crate::variables::RequestView;
 
 use clients::{Chosen, Clients};
 
@@ -56,6 +60,7 @@ pub struct ConnInfo {
     pub tls: bool,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
+    local_port_number: u16,
 }
 
 impl ConnInfo {
@@ -66,6 +71,7 @@ impl ConnInfo {
             peer_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             local_port: HeaderValue::from(local_port),
+            local_port_number: local_port,
         }
     }
 
@@ -84,8 +90,11 @@ struct Outbound<'a> {
     timeout: Duration,
     /// The Service port's `appProtocol`, or the `backend-protocol` annotation.
     protocol: UpstreamProtocol,
-    /// `proxy_set_header`s of the route's snippet.
-    headers: &'a [(HeaderName, HeaderValue)],
+    /// The ConfigMap's `proxy-set-headers` and the snippet's `proxy_set_header`s, expanded.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The server's and the location's `more_clear_input_headers`.
+    clear: &'a [HeaderPattern],
+    clear_location: &'a [HeaderPattern],
     /// Cookie affinity, with the request's cookie value.
     affinity: Option<(&'a Affinity, Option<String>)>,
     /// `upstream-vhost`.
@@ -129,8 +138,44 @@ impl Proxy {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         let path = normalize_path(req.uri().path());
-        let (host_routes, route) = table.route(&normalize_host(raw_host), &path);
-        let route = route.clone();
+        let host = normalize_host(raw_host);
+        let host_routes = table.host_routes(&host);
+        // A `server-snippet` runs before the location is chosen, as nginx's server rewrite
+        // phase does; ACME tokens are never rewritten away.
+        let server = host_routes
+            .server
+            .as_deref()
+            .filter(|_| !path.starts_with(ACME_CHALLENGE_PREFIX));
+        let (server_answer, server_uri) = match server {
+            Some(ServerSnippet::Closed) => (
+                Some(local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503 Service Unavailable: the server-snippet of this host is not supported; see the Ingress's Events\n",
+                )),
+                None,
+            ),
+            Some(ServerSnippet::Translated(s)) if !s.steps.is_empty() => {
+                let view = request_view(&req, &conn, &host, &host_routes.label, &path, None);
+                match snippet::rewrite_phase(&s.steps, &view) {
+                    snippet::Phase::Respond(response) => (Some(response), None),
+                    snippet::Phase::Continue(uri) => (None, uri),
+                }
+            }
+            _ => (None, None),
+        };
+        let server = match server {
+            Some(ServerSnippet::Translated(s)) => Some(s),
+            _ => None,
+        };
+        // After a server-level rewrite the new path chooses the location.
+        let path = match &server_uri {
+            Some(uri) => {
+                let new_path = uri.split('?').next().unwrap_or("/");
+                Cow::Owned(normalize_path(new_path).into_owned())
+            }
+            None => path,
+        };
+        let route = table.route_in(host_routes, &path).clone();
         let policy = route.policy.clone();
         let acme = matches!(route.target, Target::Answer { .. });
         let redirect_to_https = !conn.tls
@@ -140,8 +185,11 @@ impl Proxy {
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
         // `limit-connections`: this request's slot, held until its response ends.
         let in_flight = policy.enter(conn.peer.ip());
-        // The proxy's own answers from the Ingress's policies, in ingress-nginx's order.
-        let policy_answer = if acme {
+        // The proxy's own answers from the Ingress's policies, in ingress-nginx's order: access
+        // first, then the snippet's rewrite phase, then redirects and request checks.
+        let access_answer = if server_answer.is_some() {
+            server_answer
+        } else if acme {
             None
         } else if policy.closed.is_some() {
             Some(local(
@@ -158,6 +206,27 @@ impl Proxy {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Temporarily Unavailable: too many requests\n",
             ))
+        } else {
+            None
+        };
+        let mut snippet_uri = None;
+        let steps = &policy.snippet.steps;
+        let phase_answer = if access_answer.is_none() && !acme && !steps.is_empty() {
+            let view = request_view(&req, &conn, &host, &host_routes.label, &path, None);
+            match snippet::rewrite_phase(steps, &view) {
+                snippet::Phase::Respond(response) => Some(response),
+                snippet::Phase::Continue(uri) => {
+                    snippet_uri = uri;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let policy_answer = if access_answer.is_some() || phase_answer.is_some() {
+            access_answer.or(phase_answer)
+        } else if acme {
+            None
         } else if redirect_to_https {
             Some(redirect_https(host_routes, raw_host, req.uri()))
         } else if let Some((code, location)) = &policy.redirect {
@@ -189,12 +258,11 @@ impl Proxy {
         };
         let host_label = host_routes.label.clone();
         // `rewrite-target`: the captures come from the normalized path, the query stays.
-        let rewritten = route
-            .rewrite
-            .as_ref()
-            .and_then(|rewrite| rewrite.apply(&path, req.uri().query()))
-            .and_then(|uri| PathAndQuery::try_from(uri).ok());
-        drop(path);
+        let rewritten = match &route.rewrite {
+            Some(rewrite) => rewrite.apply(&path, req.uri().query()),
+            None => snippet_uri.or(server_uri),
+        }
+        .and_then(|uri| PathAndQuery::try_from(uri).ok());
 
         let access_log = self
             .access_log
@@ -216,7 +284,6 @@ impl Proxy {
             .and(req.headers().get(header::ORIGIN).cloned());
         let request_length = request_length(req.method(), req.uri(), req.headers());
         let mut upstream = UpstreamOutcome::default();
-        let mut request_id = None;
 
         let canary = route
             .canary
@@ -224,6 +291,58 @@ impl Proxy {
             .filter(|canary| to_canary(canary, &route.target, req.headers()));
         let to_canary = canary.is_some();
         let target = canary.map_or(&route.target, |canary| &canary.target);
+        let goes_upstream = policy_answer.is_none() && matches!(target, Target::Upstream(_));
+        // X-Request-ID: the client's, or a new one, for requests that go upstream.
+        let (request_id, new_id) = match req.headers().get("x-request-id") {
+            _ if !goes_upstream => (None, false),
+            Some(id) => (Some(id.clone()), false),
+            None => (Some(self.ids.next()), true),
+        };
+        // Header directives with variables, expanded while the request is at hand; nothing is
+        // allocated for routes without any.
+        let snippet = &policy.snippet;
+        let mut upstream_extra = Vec::new();
+        let mut response_extra = Vec::new();
+        let mut global_extra = Vec::new();
+        let server_headers = server.is_some_and(|s| {
+            !s.response_headers.is_empty() || (goes_upstream && !s.upstream_headers.is_empty())
+        });
+        let wants_view = server_headers
+            || !snippet.response_headers.is_empty()
+            || !table.headers.response.is_empty()
+            || (goes_upstream
+                && !(snippet.upstream_headers.is_empty() && table.headers.upstream.is_empty()));
+        if wants_view {
+            let view = request_view(
+                &req,
+                &conn,
+                &host,
+                &host_routes.label,
+                &path,
+                request_id.as_ref(),
+            );
+            // The ConfigMap's, then the server's, then the location's: the last one set wins.
+            if goes_upstream {
+                snippet::expand_headers(&table.headers.upstream, &view, &mut upstream_extra);
+                if let Some(server) = server {
+                    snippet::expand_headers(&server.upstream_headers, &view, &mut upstream_extra);
+                }
+                snippet::expand_headers(&snippet.upstream_headers, &view, &mut upstream_extra);
+            }
+            snippet::expand_headers(&table.headers.response, &view, &mut global_extra);
+            if let Some(server) = server {
+                snippet::expand_response_headers(
+                    &server.response_headers,
+                    &view,
+                    &mut response_extra,
+                );
+            }
+            snippet::expand_response_headers(&snippet.response_headers, &view, &mut response_extra);
+        }
+        drop(path);
+        if new_id && let Some(id) = &request_id {
+            req.headers_mut().insert("x-request-id", id.clone());
+        }
 
         let mut response = if let Some(answer) = policy_answer {
             answer
@@ -240,21 +359,14 @@ impl Proxy {
                     }
                 }
                 Target::Upstream(target) => {
-                    let id = match req.headers().get("x-request-id") {
-                        Some(id) => id.clone(),
-                        None => {
-                            let id = self.ids.next();
-                            req.headers_mut().insert("x-request-id", id.clone());
-                            id
-                        }
-                    };
-                    request_id = Some(id);
                     let plan = Outbound {
                         host: host_value.clone(),
                         rewritten,
                         timeout: policy.read_timeout.unwrap_or(table.upstream_timeout),
                         protocol: policy.backend_protocol.unwrap_or(target.protocol),
-                        headers: &policy.upstream_headers,
+                        headers: upstream_extra,
+                        clear: server.map_or(&[][..], |s| &s.clear_upstream[..]),
+                        clear_location: &snippet.clear_upstream,
                         affinity: route.affinity.as_ref().map(|affinity| {
                             let value = req
                                 .headers()
@@ -272,22 +384,30 @@ impl Proxy {
                 }
             }
         };
+        let headers = response.headers_mut();
         if let Some(hsts) = hsts {
-            response
-                .headers_mut()
-                .insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+            headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
         }
         if let Some(cors) = &policy.cors
             && let Some(allowed) = cors.allow_origin(origin.as_ref())
         {
-            cors_headers(response.headers_mut(), cors, allowed);
+            cors_headers(headers, cors, allowed);
+        }
+        // The ConfigMap's `add-headers` (headers-more: every status).
+        for (name, value) in global_extra {
+            headers.insert(name, value);
         }
         // `add_header` applies to the statuses nginx lists, or to all with `always`.
         let adds = add_header_applies(response.status());
-        for (name, value, always) in &policy.response_headers {
-            if *always || adds {
-                response.headers_mut().insert(name.clone(), value.clone());
+        let headers = response.headers_mut();
+        for (name, value, always) in response_extra {
+            if always || adds {
+                headers.insert(name, value);
             }
+        }
+        let server_clears = server.map_or(&[][..], |s| &s.clear_response[..]);
+        for pattern in server_clears.iter().chain(&snippet.clear_response) {
+            pattern.clear(headers);
         }
 
         let status = response.status().as_u16();
@@ -324,6 +444,8 @@ impl Proxy {
             timeout,
             protocol,
             headers: extra_headers,
+            clear,
+            clear_location,
             affinity,
             vhost,
             forwarded_prefix,
@@ -344,7 +466,10 @@ impl Proxy {
         let mut headers = parts.headers;
         upstream_headers(&mut headers, conn, host, upgrade);
         for (name, value) in extra_headers {
-            headers.insert(name.clone(), value.clone());
+            headers.insert(name, value);
+        }
+        for pattern in clear.iter().chain(clear_location) {
+            pattern.clear(&mut headers);
         }
         if let Some(vhost) = vhost {
             headers.insert(header::HOST, vhost);
@@ -492,6 +617,32 @@ fn upstream_headers(
     set(headers, "x-forwarded-port", conn.local_port.clone());
     set(headers, "x-forwarded-proto", conn.scheme());
     set(headers, "x-scheme", conn.scheme());
+}
+
+/// What nginx variables read from this request.
+fn request_view<'a, B>(
+    req: &'a Request<B>,
+    conn: &ConnInfo,
+    host: &'a str,
+    server_name: &'a str,
+    path: &'a str,
+    request_id: Option<&'a HeaderValue>,
+) -> RequestView<'a> {
+    RequestView {
+        method: req.method(),
+        uri: req.uri(),
+        version: req.version(),
+        headers: req.headers(),
+        host,
+        server_name,
+        path,
+        client: conn.peer.ip(),
+        client_port: conn.peer.port(),
+        server_port: conn.local_port_number,
+        tls: conn.tls,
+        request_id,
+        captures: &[],
+    }
 }
 
 /// The Host header, or the HTTP/2 `:authority`.

@@ -109,7 +109,7 @@ fn namespaced_key<K: Resource>(o: &K) -> ObjectKey {
 }
 
 /// Watches until the process ends. `namespace` restricts the namespaced kinds; `configmap` is
-/// the controller ConfigMap, the only one watched.
+/// the controller ConfigMap, whose namespace is watched for ConfigMaps too.
 pub async fn run(
     client: Client,
     namespace: Option<String>,
@@ -145,14 +145,25 @@ pub async fn run(
         changed.clone(),
     );
 
-    let config_maps = configmap.as_ref().map(|key| {
-        reflect::<ConfigMap>(
-            Api::namespaced(client.clone(), &key.namespace),
-            watcher::Config::default().fields(&format!("metadata.name={}", key.name)),
-            changed.clone(),
-        )
-    });
-    if let Some(store) = &config_maps {
+    // ConfigMaps: the controller's, and those annotations and the controller's point at
+    // (custom-headers, proxy-set-headers, add-headers), in the served namespaces and the
+    // controller ConfigMap's own.
+    let config_maps = reflect::<ConfigMap>(
+        api(&client, ns),
+        watcher::Config::default(),
+        changed.clone(),
+    );
+    let controller_maps = configmap
+        .as_ref()
+        .filter(|key| ns.is_some_and(|ns| ns != key.namespace))
+        .map(|key| {
+            reflect::<ConfigMap>(
+                Api::namespaced(client.clone(), &key.namespace),
+                watcher::Config::default(),
+                changed.clone(),
+            )
+        });
+    if let Some(store) = &controller_maps {
         store
             .wait_until_ready()
             .await
@@ -164,11 +175,12 @@ pub async fn run(
         services.wait_until_ready().await,
         slices.wait_until_ready().await,
         secrets.wait_until_ready().await,
+        config_maps.wait_until_ready().await,
     ] {
         ready.map_err(|_| KubeError::WatchEnded)?;
     }
     tracing::info!(
-        "initial sync of Ingresses, IngressClasses, Services, EndpointSlices and Secrets complete"
+        "initial sync of Ingresses, IngressClasses, Services, EndpointSlices, Secrets and ConfigMaps complete"
     );
 
     loop {
@@ -178,10 +190,13 @@ pub async fn run(
             services: index(&services, namespaced_key),
             endpoint_slices: index(&slices, namespaced_key),
             secrets: index(&secrets, namespaced_key),
-            config_maps: config_maps
-                .as_ref()
-                .map(|store| index(store, namespaced_key))
-                .unwrap_or_default(),
+            config_maps: {
+                let mut maps = index(&config_maps, namespaced_key);
+                if let Some(store) = &controller_maps {
+                    maps.extend(index(store, namespaced_key));
+                }
+                maps
+            },
         };
         if tx.send(Some(Arc::new(snapshot))).is_err() {
             return Ok(());
