@@ -14,12 +14,14 @@ use rustls::sign::CertifiedKey;
 
 use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
+use crate::compile::hash_by::Ring;
 use crate::compile::headers::GlobalHeaders;
 use crate::compile::policy::Policy;
 use crate::compile::regex_mode::RewriteTarget;
 use crate::compile::snippet::Snippet;
 use crate::metrics::{RouteLabels, RouteSeries};
 use crate::model::ObjectKey;
+use crate::variables::Template;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PathKind {
@@ -59,6 +61,16 @@ pub struct Route {
     pub policy: Arc<Policy>,
     /// `affinity: cookie` (its default cookie path is this route's path).
     pub affinity: Option<Affinity>,
+    /// `upstream-hash-by`: the key and the ring of this route's upstream.
+    pub hash: Option<Box<RouteHash>>,
+}
+
+/// `upstream-hash-by` on a route: the request key, and the ring built for the endpoints of the
+/// route's (non-canary) upstream.
+#[derive(Debug)]
+pub struct RouteHash {
+    pub key: Template,
+    pub ring: Ring,
 }
 
 /// A `rewrite-target` with the regex of the path it belongs to (for the captures).
@@ -159,6 +171,7 @@ impl Route {
             rewrite: None,
             policy: Arc::default(),
             affinity: None,
+            hash: None,
         }
     }
 

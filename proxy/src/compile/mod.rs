@@ -7,6 +7,7 @@ pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+pub mod hash_by;
 pub mod headers;
 pub mod policy;
 pub mod regex_mode;
@@ -17,7 +18,7 @@ mod tls;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,8 +31,8 @@ use switchyard_crds::challenge::{
 
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
-    Canary, CertTable, HostRoutes, PathKind, PrefixRoute, RegexRoute, Rewrite, Route, RouteTable,
-    ServerSnippet, Target, Upstream, not_found_route,
+    Canary, CertTable, HostRoutes, PathKind, PrefixRoute, RegexRoute, Rewrite, Route, RouteHash,
+    RouteTable, ServerSnippet, Target, Upstream, not_found_route,
 };
 
 pub use backend::BackendError;
@@ -378,6 +379,13 @@ pub fn compile_cached(
             continue;
         };
         let policy = ingress_policy(&mut c, key, ingress, &settings);
+        let hash_by = {
+            let empty = BTreeMap::new();
+            let (parsed, problems) =
+                hash_by::parse(ingress.metadata.annotations.as_ref().unwrap_or(&empty));
+            c.annotation_problems(key, problems);
+            parsed
+        };
         let server_snippet = server_snippet(&mut c, key, ingress, &settings);
         c.service_upstream = policy.service_upstream;
         // `default-backend`: answers for this Ingress's paths whose Service has no endpoints.
@@ -517,6 +525,13 @@ pub fn compile_cached(
                         .unwrap_or_default();
                     unique.affinity = affinity;
                     c.annotation_problems(key, problems);
+                    if let (Some(hash_by), Target::Upstream(upstream)) = (&hash_by, &unique.target)
+                    {
+                        unique.hash = Some(Box::new(RouteHash {
+                            key: hash_by.key.clone(),
+                            ring: hash_by::Ring::new(&upstream.keys, hash_by.subset),
+                        }));
+                    }
                 }
                 let annotations = regex_annotations.get(key);
                 let regex_path =

@@ -217,6 +217,7 @@ fn handled_elsewhere(name: &str) -> bool {
     name.starts_with("canary")
         || name.starts_with("cors-")
         || name.starts_with("session-cookie-")
+        || name.starts_with("upstream-hash-by")
         || name == "affinity"
         || matches!(
             name,

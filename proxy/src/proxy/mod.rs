@@ -31,6 +31,7 @@ use crate::apply::Shared;
 use crate::compile::affinity::Affinity;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
+use crate::compile::hash_by;
 use crate::compile::policy::Admission;
 use crate::compile::snippet::HeaderPattern;
 use crate::normalize::{normalize_host, normalize_path};
@@ -97,6 +98,8 @@ struct Outbound<'a> {
     clear_location: &'a [HeaderPattern],
     /// Cookie affinity, with the request's cookie value.
     affinity: Option<(&'a Affinity, Option<String>)>,
+    /// `upstream-hash-by`: the endpoint the request's key maps to.
+    hashed: Option<usize>,
     /// `upstream-vhost`.
     vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`.
@@ -307,7 +310,13 @@ impl Proxy {
         let server_headers = server.is_some_and(|s| {
             !s.response_headers.is_empty() || (goes_upstream && !s.upstream_headers.is_empty())
         });
-        let wants_view = server_headers
+        let hash = route
+            .hash
+            .as_deref()
+            .filter(|_| goes_upstream && !to_canary);
+        let mut hashed = None;
+        let wants_view = hash.is_some()
+            || server_headers
             || !snippet.response_headers.is_empty()
             || !table.headers.response.is_empty()
             || (goes_upstream
@@ -321,6 +330,12 @@ impl Proxy {
                 &path,
                 request_id.as_ref(),
             );
+            // `upstream-hash-by`: the endpoint for this request's key.
+            if let Some(hash) = hash {
+                let mut key = Vec::with_capacity(64);
+                hash.key.expand_into(&view, &mut key);
+                hashed = hash.ring.pick(hash_by::hash(&key));
+            }
             // The ConfigMap's, then the server's, then the location's: the last one set wins.
             if goes_upstream {
                 snippet::expand_headers(&table.headers.upstream, &view, &mut upstream_extra);
@@ -377,6 +392,7 @@ impl Proxy {
                                 .map(str::to_owned);
                             (affinity, value)
                         }),
+                        hashed,
                         vhost: policy.upstream_vhost.clone(),
                         forwarded_prefix: policy.forwarded_prefix.clone(),
                     };
@@ -447,6 +463,7 @@ impl Proxy {
             clear,
             clear_location,
             affinity,
+            hashed,
             vhost,
             forwarded_prefix,
         } = plan;
@@ -497,7 +514,10 @@ impl Proxy {
             .as_ref()
             .and_then(|(_, value)| value.as_deref())
             .and_then(|value| upstream.keys.iter().position(|k| k == value));
-        let first = sticky.unwrap_or_else(|| upstream.pick());
+        // Affinity first, then the key's endpoint, as ingress-nginx's balancer chooses.
+        let first = sticky
+            .or(hashed.filter(|i| *i < count))
+            .unwrap_or_else(|| upstream.pick());
         let attempts = count.min(2);
         let mut headers = Some(headers);
         for attempt in 0..attempts {
