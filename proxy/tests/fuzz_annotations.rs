@@ -7,9 +7,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use switchyard_proxy::compile::{
-    CompileOptions, affinity, canary, compile, cors, policy, regex_mode,
+    CompileOptions, affinity, canary, compile, config, cors, hash_by, policy, regex_mode, snippet,
 };
 use switchyard_proxy::manifests::{ManifestFile, parse};
+use switchyard_proxy::model::ObjectKey;
+use switchyard_proxy::variables::{RequestView, Scope, Template};
 
 /// xorshift64*: small, fast, reproducible from its seed.
 struct Rng(u64);
@@ -87,6 +89,30 @@ impl Rng {
             "a{1000}{1000}",
             "((((((((((",
             "*.example.com",
+            "$remote_addr",
+            "$http_x_a",
+            "${host}",
+            "${host",
+            "$cookie_",
+            "$arg_q",
+            "$request_uri",
+            "rewrite ^/(.*)$ /$1",
+            "rewrite",
+            "more_clear_headers",
+            "more_set_input_headers",
+            "more_clear_input_headers",
+            "proxy_hide_header",
+            "break",
+            "last",
+            "permanent",
+            "redirect",
+            "return 302",
+            "return 200 ok",
+            "#",
+            "if (",
+            "X-A: b",
+            "X-*",
+            "default/headers",
         ];
         let mut out = String::new();
         for _ in 0..self.below(12) {
@@ -141,7 +167,25 @@ const ANNOTATIONS: &[&str] = &[
     "default-backend",
     "service-upstream",
     "auth-url",
+    "server-snippet",
+    "custom-headers",
+    "upstream-hash-by",
+    "upstream-hash-by-subset",
+    "upstream-hash-by-subset-size",
     "unknown-one",
+];
+
+/// Controller ConfigMap keys whose values are parsed.
+const CONFIG_KEYS: &[&str] = &[
+    "ssl-redirect",
+    "hsts",
+    "hsts-max-age",
+    "proxy-read-timeout",
+    "proxy-set-headers",
+    "add-headers",
+    "global-allowed-response-headers",
+    "allow-snippet-annotations",
+    "annotations-risk-level",
 ];
 
 fn annotations(rng: &mut Rng) -> BTreeMap<String, String> {
@@ -182,6 +226,50 @@ fn hostile_annotation_values_snippets_and_regex_paths_never_panic() {
             let _ = target.apply(&location, &path);
         }
 
+        let _ = hash_by::parse(&map);
+        // Snippet text and variable templates on their own, expanded for a hostile request.
+        let text = rng.text();
+        let _ = snippet::parse(&text);
+        if let Ok(template) = Template::parse(&text, Scope::Rewrite) {
+            let uri: http::Uri = format!(
+                "/{}",
+                rng.text().replace(|c: char| !c.is_ascii_graphic(), "")
+            )
+            .parse()
+            .unwrap_or_else(|_| http::Uri::from_static("/"));
+            let mut headers = http::HeaderMap::new();
+            if let Ok(value) = http::HeaderValue::from_str(&rng.text()) {
+                headers.insert("x-a", value.clone());
+                headers.insert(http::header::COOKIE, value);
+            }
+            let captures = [Some(path.as_str()), None];
+            let view = RequestView {
+                method: &http::Method::GET,
+                uri: &uri,
+                version: http::Version::HTTP_11,
+                headers: &headers,
+                host: "fuzz.example",
+                server_name: "fuzz.example",
+                path: &path,
+                client: std::net::IpAddr::from([10, 0, 0, 1]),
+                client_port: 1234,
+                server_port: 80,
+                tls: rng.below(2) == 0,
+                request_id: None,
+                captures: &captures,
+            };
+            let _ = template.header_value(&view);
+        }
+        let data: BTreeMap<String, String> = (0..rng.below(4))
+            .map(|_| {
+                (
+                    CONFIG_KEYS[rng.below(CONFIG_KEYS.len())].to_owned(),
+                    rng.text(),
+                )
+            })
+            .collect();
+        let _ = config::parse(&data);
+
         // And a whole compile of an Ingress carrying them on a random path.
         if rounds.is_multiple_of(8) {
             let kind = ["Exact", "Prefix", "ImplementationSpecific"][rng.below(3)];
@@ -208,8 +296,27 @@ fn hostile_annotation_values_snippets_and_regex_paths_never_panic() {
                     contents: ingress.to_string(),
                 },
             ];
-            let parsed = parse(&files);
-            let (table, _) = compile(&parsed.snapshot, &CompileOptions::default());
+            let mut parsed = parse(&files);
+            // Sometimes with a controller ConfigMap of random settings and header maps.
+            let options = if rng.below(2) == 0 {
+                let map = k8s_openapi::api::core::v1::ConfigMap {
+                    data: Some(data),
+                    ..Default::default()
+                };
+                for name in ["switchyard-controller", "headers"] {
+                    parsed
+                        .snapshot
+                        .config_maps
+                        .insert(ObjectKey::new("default", name), map.clone().into());
+                }
+                CompileOptions {
+                    configmap: Some(ObjectKey::new("default", "switchyard-controller")),
+                    ..CompileOptions::default()
+                }
+            } else {
+                CompileOptions::default()
+            };
+            let (table, _) = compile(&parsed.snapshot, &options);
             let _ = table.route("fuzz.example", &path);
         }
     }
