@@ -7,9 +7,13 @@ pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+pub mod custom_errors;
+pub mod mirror;
 pub mod policy;
 pub mod regex_mode;
+pub mod response_rewrite;
 mod tls;
+pub mod upstream;
 
 #[cfg(test)]
 mod tests;
@@ -370,7 +374,7 @@ pub fn compile_cached(
             );
             continue;
         };
-        let policy = ingress_policy(&mut c, key, ingress);
+        let mut policy = ingress_policy(&mut c, key, ingress);
         c.service_upstream = policy.service_upstream;
         // `default-backend`: answers for this Ingress's paths whose Service has no endpoints.
         let fallback = policy.default_backend.as_ref().and_then(|name| {
@@ -384,6 +388,12 @@ pub fn compile_cached(
                 }
             }
         });
+        // `custom-http-errors` are answered by the same `default-backend`.
+        if !policy.custom_errors.is_empty()
+            && let Some(unique) = Arc::get_mut(&mut policy)
+        {
+            unique.error_backend = fallback.clone();
+        }
         if !policy.server_aliases.is_empty() || policy.from_to_www {
             let rule_hosts = spec
                 .rules
