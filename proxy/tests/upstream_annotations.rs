@@ -583,3 +583,87 @@ async fn ewma_sends_most_requests_to_the_faster_endpoint() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_stops_reading_the_body_hits_the_send_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Accepts connections and never reads from them.
+    let (port, l) = listener().await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = l.accept().await {
+            held.push(stream);
+        }
+    });
+    let folder = Folder::new();
+    let mut objects = vec![class()];
+    objects.extend(backend_service("deaf", port));
+    objects.push(site(
+        "upload",
+        "upload.example",
+        "deaf",
+        &[
+            ("proxy-send-timeout", "1"),
+            ("proxy-body-size", "0"),
+            ("proxy-next-upstream", "off"),
+        ],
+    ));
+    objects.push(site(
+        "odd",
+        "odd.example",
+        "deaf",
+        &[("proxy-send-timeout", "0"), ("proxy-connect-timeout", "5s")],
+    ));
+    folder.write_objects("deaf.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", proxy.http))
+        .await
+        .expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let size: usize = 256 << 20;
+    let writer = tokio::spawn(async move {
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: upload.example\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+        );
+        let _ = write.write_all(head.as_bytes()).await;
+        let chunk = vec![b'x'; 1 << 16];
+        for _ in 0..size / chunk.len() {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    // The answer's head is enough: the client is still sending, so the connection stays open.
+    let mut raw = Vec::new();
+    let started = Instant::now();
+    let head = async {
+        let mut buf = [0u8; 4096];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), head).await;
+    writer.abort();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let reply = manifests_common::parse_reply(&raw);
+    assert_eq!(reply.status, 504, "{}", reply.describe());
+    log_mentions(&proxy, "timed out sending the request (proxy-send-timeout)").await;
+    log_mentions(
+        &proxy,
+        "proxy-send-timeout: \"0\" is not a positive number of seconds",
+    )
+    .await;
+    log_mentions(
+        &proxy,
+        "proxy-connect-timeout: \"5s\" is not a positive number of seconds",
+    )
+    .await;
+}

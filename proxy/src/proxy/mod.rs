@@ -1,6 +1,7 @@
 //! The hot path, one request: match host and path on the table the request started with, then
 //! answer locally (ACME challenges, redirects to HTTPS, default backends) or forward to an
-//! endpoint (round-robin, one retry on a failed connect), with hop-by-hop headers removed and
+//! endpoint (round-robin or ewma; the next endpoint on failure as `proxy-next-upstream` says,
+//! by default on errors and timeouts, three tries in all), with hop-by-hop headers removed and
 //! ingress-nginx's forwarding headers set. Bodies stream both ways; the response body records
 //! metrics and the access log when it ends.
 
@@ -527,7 +528,9 @@ impl Proxy {
             let sent = Instant::now();
             outcome.addr = Some(authority.clone());
             outcome.sent_at = Some(sent);
-            let waiting = upstream.loads[used].start();
+            // Only `load-balance: ewma` keeps per-endpoint load.
+            let ewma = (up.balance == Balance::Ewma).then(|| &upstream.loads[used]);
+            let waiting = ewma.map(|load| load.start());
             let response = match &client {
                 Chosen::Plain(client) => client.request(upstream_req),
                 Chosen::Tls(client) => client.request(upstream_req),
@@ -556,7 +559,9 @@ impl Proxy {
                 }
                 Ok(Ok(response)) => {
                     let header_time = sent.elapsed();
-                    upstream.loads[used].observe(header_time, Instant::now());
+                    if let Some(load) = ewma {
+                        load.observe(header_time, Instant::now());
+                    }
                     outcome.header_time = Some(header_time);
                     outcome.status = Some(response.status().as_u16());
                     if more
