@@ -12,6 +12,7 @@ use http::{HeaderValue, StatusCode};
 use regex::Regex;
 use rustls::sign::CertifiedKey;
 
+use crate::balance::EndpointLoad;
 use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
 use crate::compile::hash_by::Ring;
@@ -258,18 +259,30 @@ pub struct Upstream {
     pub protocol: UpstreamProtocol,
     /// Round-robin position; lives as long as this table, no lock.
     next: AtomicUsize,
+    /// `load-balance: ewma` state per endpoint (atomics), as long as this table lives.
+    pub loads: Box<[EndpointLoad]>,
+    /// The Service port (custom error pages name it in `X-Service-Port`).
+    pub service_port: Option<HeaderValue>,
 }
 
 impl Upstream {
     pub fn new(service: ObjectKey, endpoints: Vec<Authority>, protocol: UpstreamProtocol) -> Self {
         let keys = endpoints.iter().map(|e| endpoint_key(e.as_str())).collect();
+        let loads = endpoints.iter().map(|_| EndpointLoad::default()).collect();
         Self {
+            loads,
+            service_port: None,
             service,
             endpoints,
             keys,
             protocol,
             next: AtomicUsize::new(0),
         }
+    }
+
+    pub fn with_service_port(mut self, port: i32) -> Self {
+        self.service_port = Some(HeaderValue::from(port));
+        self
     }
 
     /// The index of the endpoint the next request should try first.

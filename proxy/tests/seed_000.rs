@@ -150,13 +150,14 @@ fn the_annotation_fragments_are_refused_and_their_annotations_work_on_an_ingress
             );
             let mut names: Vec<&str> = reasons.iter().map(|(_, n)| *n).collect();
             names.sort_unstable();
+            assert_eq!(names, ["nginx.ingress.kubernetes.io/limit-burst"]);
+            let upstream = policy.upstream.as_deref();
             assert_eq!(
-                names,
-                [
-                    "nginx.ingress.kubernetes.io/limit-burst",
-                    "nginx.ingress.kubernetes.io/proxy-connect-timeout",
-                    "nginx.ingress.kubernetes.io/proxy-send-timeout",
-                ]
+                upstream.map(|u| (u.connect_timeout, u.send_timeout)),
+                Some((
+                    Some(std::time::Duration::from_secs(10)),
+                    Some(std::time::Duration::from_secs(60))
+                ))
             );
         }
     }

@@ -187,7 +187,10 @@ pub fn resolve(
         .filter_map(|a| Authority::try_from(a).ok())
         .collect();
     let protocol = UpstreamProtocol::from_app_protocol(service_port.app_protocol.as_deref());
-    Ok(Upstream::new(service_key.clone(), endpoints, protocol))
+    Ok(
+        Upstream::new(service_key.clone(), endpoints, protocol)
+            .with_service_port(service_port.port),
+    )
 }
 
 /// `service-upstream`: the Service's cluster IP and port, one upstream address that the

@@ -7,13 +7,17 @@ pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+pub mod custom_errors;
 pub mod hash_by;
 pub mod headers;
+pub mod mirror;
 pub mod policy;
 pub mod regex_mode;
+pub mod response_rewrite;
 pub mod risk;
 pub mod snippet;
 mod tls;
+pub mod upstream;
 
 #[cfg(test)]
 mod tests;
@@ -378,7 +382,7 @@ pub fn compile_cached(
             );
             continue;
         };
-        let policy = ingress_policy(&mut c, key, ingress, &settings);
+        let mut policy = ingress_policy(&mut c, key, ingress, &settings);
         let hash_by = {
             let empty = BTreeMap::new();
             let (parsed, problems) =
@@ -400,6 +404,12 @@ pub fn compile_cached(
                 }
             }
         });
+        // `custom-http-errors` are answered by the same `default-backend`.
+        if !policy.custom_errors.is_empty()
+            && let Some(unique) = Arc::get_mut(&mut policy)
+        {
+            unique.error_backend = fallback.clone();
+        }
         if !policy.server_aliases.is_empty() || policy.from_to_www {
             let rule_hosts = spec
                 .rules

@@ -14,9 +14,12 @@ use std::time::Duration;
 use http::{HeaderValue, StatusCode};
 
 use super::canary::PREFIX;
+use super::mirror::Mirror;
+use super::response_rewrite::ResponseRewrite;
+use super::upstream::UpstreamPolicy;
 use crate::limits::{Concurrency, InFlight, Limiter, Rate};
 use crate::model::Severity;
-use crate::routes::UpstreamProtocol;
+use crate::routes::{Upstream, UpstreamProtocol};
 
 /// One CIDR block (`10.0.0.0/8`, `2001:db8::/32`, or a single address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +126,20 @@ pub struct Policy {
     pub max_in_flight: Option<u32>,
     /// Its counter, attached when the table is swapped in.
     pub in_flight: OnceLock<Arc<Concurrency>>,
+    /// Timeouts, retries, balancing, rate and buffering of the upstream exchange; `None`:
+    /// ingress-nginx's defaults ([`UpstreamPolicy::DEFAULT`]).
+    pub upstream: Option<Box<UpstreamPolicy>>,
+    /// `proxy-cookie-domain`, `proxy-cookie-path`, `proxy-redirect-from`/`-to`.
+    pub response_rewrite: Option<Box<ResponseRewrite>>,
+    /// `mirror-target` and its options.
+    pub mirror: Option<Box<Mirror>>,
+    /// `custom-http-errors`: upstream statuses answered by the error backend instead.
+    pub custom_errors: Vec<StatusCode>,
+    /// The `default-backend` Service that answers them (resolved by the compiler); without
+    /// it, the controller's default backend does.
+    pub error_backend: Option<Arc<Upstream>>,
+    /// `preserve-trailing-slash`: the HTTPS redirect keeps a trailing `/`.
+    pub preserve_trailing_slash: bool,
 }
 
 impl Policy {
@@ -156,6 +173,11 @@ impl Policy {
             && !self.service_upstream
             && self.access_log.is_none()
             && self.max_in_flight.is_none()
+            && self.upstream.is_none()
+            && self.response_rewrite.is_none()
+            && self.mirror.is_none()
+            && self.custom_errors.is_empty()
+            && !self.preserve_trailing_slash
     }
 
     /// `limit-connections`: whether this request may proceed, and the slot it then holds (when
@@ -223,6 +245,10 @@ fn handled_elsewhere(name: &str) -> bool {
             name,
             "use-regex" | "rewrite-target" | "enable-cors" | "custom-headers" | "server-snippet"
         )
+        || super::upstream::handles(name)
+        || super::response_rewrite::handles(name)
+        || super::mirror::handles(name)
+        || super::custom_errors::handles(name)
 }
 
 /// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
@@ -287,10 +313,20 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
             "ssl-redirect" | "force-ssl-redirect" => match parse_bool(value) {
                 Some(b) if name == "ssl-redirect" => policy.ssl_redirect = Some(b),
                 Some(b) => policy.force_ssl_redirect = b,
-                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not true or false; ignored"),
+                ),
             },
             "allowlist-source-range" | "whitelist-source-range" | "denylist-source-range" => {
-                match value.split(',').filter(|s| !s.trim().is_empty()).map(Cidr::parse).collect::<Result<Vec<_>, _>>() {
+                match value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(Cidr::parse)
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(ranges) if name == "denylist-source-range" => policy.deny.extend(ranges),
                     Ok(ranges) => policy.allow.extend(ranges),
                     Err(why) => closed.push(format!("{PREFIX}{name}: {why}")),
@@ -309,75 +345,152 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                         burst: n.saturating_mul(multiplier),
                     });
                 }
-                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; no limit")),
+                _ => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not a positive integer; no limit"),
+                ),
             },
             "limit-connections" => match value.parse::<u32>() {
                 Ok(n) if n > 0 => policy.max_in_flight = Some(n),
-                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; no limit")),
+                _ => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not a positive integer; no limit"),
+                ),
             },
             "limit-burst-multiplier" => {
                 if !value.parse::<u64>().is_ok_and(|m| m > 0) {
-                    find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive integer; using 5"));
+                    find(
+                        name,
+                        Severity::Warning,
+                        "InvalidAnnotation",
+                        format!("{value:?} is not a positive integer; using 5"),
+                    );
                 }
             }
             "limit-allowlist" | "limit-whitelist" => {
-                match value.split(',').filter(|s| !s.trim().is_empty()).map(Cidr::parse).collect::<Result<Vec<_>, _>>() {
+                match value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(Cidr::parse)
+                    .collect::<Result<Vec<_>, _>>()
+                {
                     Ok(ranges) => policy.limit_allow.extend(ranges),
-                    Err(why) => find(name, Severity::Warning, "InvalidAnnotation", format!("{why}; nobody is exempt")),
+                    Err(why) => find(
+                        name,
+                        Severity::Warning,
+                        "InvalidAnnotation",
+                        format!("{why}; nobody is exempt"),
+                    ),
                 }
             }
             "upstream-vhost" => match host_value(value) {
                 Some(v) => policy.upstream_vhost = Some(v),
-                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a host name; ignored")),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not a host name; ignored"),
+                ),
             },
             "x-forwarded-prefix" => match HeaderValue::from_str(value) {
                 Ok(v) if value.starts_with('/') => policy.forwarded_prefix = Some(v),
-                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a path prefix; ignored")),
+                _ => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not a path prefix; ignored"),
+                ),
             },
             "server-alias" => {
                 for alias in value.split(',').map(str::trim).filter(|a| !a.is_empty()) {
                     match host_value(alias) {
                         Some(_) => policy.server_aliases.push(alias.to_ascii_lowercase()),
-                        None => find(name, Severity::Warning, "InvalidAnnotation", format!("{alias:?} is not a host name; ignored")),
+                        None => find(
+                            name,
+                            Severity::Warning,
+                            "InvalidAnnotation",
+                            format!("{alias:?} is not a host name; ignored"),
+                        ),
                     }
                 }
             }
             "default-backend" => {
                 let dns_label = !value.is_empty()
                     && value.len() <= 63
-                    && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                 if dns_label {
                     policy.default_backend = Some(value.to_owned());
                 } else {
-                    find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a Service name; ignored"));
+                    find(
+                        name,
+                        Severity::Warning,
+                        "InvalidAnnotation",
+                        format!("{value:?} is not a Service name; ignored"),
+                    );
                 }
             }
             "enable-access-log" => match parse_bool(value) {
                 Some(b) => policy.access_log = Some(b),
-                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not true or false; ignored"),
+                ),
             },
             "service-upstream" => match parse_bool(value) {
                 Some(b) => policy.service_upstream = b,
-                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not true or false; ignored"),
+                ),
             },
             "from-to-www-redirect" => match parse_bool(value) {
                 Some(b) => policy.from_to_www = b,
-                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not true or false; ignored"),
+                ),
             },
             "proxy-body-size" => match parse_size(value) {
                 Some(bytes) => policy.body_limit = Some(bytes),
-                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a size (such as 8m, 512k or 0 for unlimited); the default 1m applies")),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!(
+                        "{value:?} is not a size (such as 8m, 512k or 0 for unlimited); the default 1m applies"
+                    ),
+                ),
             },
             "proxy-read-timeout" => match value.parse::<u64>() {
                 Ok(s) if s > 0 => policy.read_timeout = Some(Duration::from_secs(s)),
-                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a positive number of seconds; ignored")),
+                _ => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not a positive number of seconds; ignored"),
+                ),
             },
-            "proxy-send-timeout" | "proxy-connect-timeout" => find(
-                name,
-                Severity::Warning,
-                "UnsupportedAnnotation",
-                "not applied: Switchyard connects within 5 s and bounds the whole upstream exchange by proxy-read-timeout".to_owned(),
-            ),
+            "preserve-trailing-slash" => match parse_bool(value) {
+                Some(b) => policy.preserve_trailing_slash = b,
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not true or false; ignored"),
+                ),
+            },
             "permanent-redirect" | "temporal-redirect" => match redirect_target(value) {
                 Ok(location) => {
                     let code = annotations
@@ -395,19 +508,34 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                         policy.redirect = Some((code.unwrap_or(default), location));
                     }
                 }
-                Err(why) => find(name, Severity::Warning, "InvalidAnnotation", format!("{why}; ignored")),
+                Err(why) => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{why}; ignored"),
+                ),
             },
             "permanent-redirect-code" | "temporal-redirect-code" => {}
             "app-root" => match redirect_target(value) {
                 Ok(location) if value.starts_with('/') => policy.app_root = Some(location),
-                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a path starting with `/`; ignored")),
+                _ => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not a path starting with `/`; ignored"),
+                ),
             },
             "backend-protocol" => match value.to_ascii_uppercase().as_str() {
                 "HTTP" | "AUTO_HTTP" => policy.backend_protocol = Some(UpstreamProtocol::Http1),
                 "HTTPS" => policy.backend_protocol = Some(UpstreamProtocol::Https),
                 "GRPC" | "H2C" => policy.backend_protocol = Some(UpstreamProtocol::H2c),
                 "GRPCS" => policy.backend_protocol = Some(UpstreamProtocol::H2Tls),
-                _ => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP; ignored")),
+                _ => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not HTTP, HTTPS, GRPC, GRPCS or AUTO_HTTP; ignored"),
+                ),
             },
             "configuration-snippet" => match super::snippet::parse(value) {
                 Ok(snippet) => policy.snippet.extend(snippet),
@@ -417,14 +545,36 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                 "{PREFIX}{name} restricts access and is not supported by Switchyard yet"
             )),
             _ => match not_an_annotation(name) {
-                Some(meant) => find(name, Severity::Warning, "NotAnAnnotation", format!("ignored, as ingress-nginx ignores it: {meant}")),
-                None => find(name, Severity::Warning, "UnsupportedAnnotation", "not supported by Switchyard yet; ignored".to_owned()),
+                Some(meant) => find(
+                    name,
+                    Severity::Warning,
+                    "NotAnAnnotation",
+                    format!("ignored, as ingress-nginx ignores it: {meant}"),
+                ),
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "UnsupportedAnnotation",
+                    "not supported by Switchyard yet; ignored".to_owned(),
+                ),
             },
         }
     }
-    let (cors, cors_problems) = super::cors::parse(annotations);
+    let (cors, mut problems) = super::cors::parse(annotations);
     policy.cors = cors;
-    for (annotation, why) in cors_problems {
+    let (upstream, more) = super::upstream::parse(annotations);
+    policy.upstream = upstream.map(Box::new);
+    problems.extend(more);
+    let (rewrite, more) = super::response_rewrite::parse(annotations);
+    policy.response_rewrite = rewrite.map(Box::new);
+    problems.extend(more);
+    let (mirror, more) = super::mirror::parse(annotations);
+    policy.mirror = mirror.map(Box::new);
+    problems.extend(more);
+    let (codes, more) = super::custom_errors::parse(annotations);
+    policy.custom_errors = codes;
+    problems.extend(more);
+    for (annotation, why) in problems {
         findings.push(Finding {
             annotation,
             severity: Severity::Warning,
@@ -584,7 +734,7 @@ mod tests {
         let (policy, findings) = parse(&annotations(&[
             ("proxy-set-headers", "default/headers"),
             ("limit-burst", "50"),
-            ("mirror-target", "https://mirror.example/"),
+            ("influxdb-host", "127.0.0.1"),
         ]));
         assert!(policy.is_default());
         let reasons: Vec<(&str, &str)> = findings
@@ -594,18 +744,18 @@ mod tests {
         assert_eq!(
             reasons,
             [
-                ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
                 (
-                    "nginx.ingress.kubernetes.io/mirror-target",
+                    "nginx.ingress.kubernetes.io/influxdb-host",
                     "UnsupportedAnnotation"
                 ),
+                ("nginx.ingress.kubernetes.io/limit-burst", "NotAnAnnotation"),
                 (
                     "nginx.ingress.kubernetes.io/proxy-set-headers",
                     "NotAnAnnotation"
                 ),
             ]
         );
-        assert!(findings[0].message.contains("limit-burst-multiplier"));
+        assert!(findings[1].message.contains("limit-burst-multiplier"));
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! after another, and the response body that records metrics and the access log when it ends.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -13,9 +15,11 @@ use super::finish::Finish;
 
 /// The downstream request body, shareable between upstream attempts: a failed connect never
 /// polls the body, so the next attempt can still send it. Bodiless requests (most GETs) share
-/// nothing and take no lock; for the others the lock is per request and uncontended.
+/// nothing and take no lock; for the others the lock is per request and uncontended. A body read
+/// whole beforehand (`proxy-request-buffering`) is kept and can be sent any number of times.
 pub struct ReclaimableBody {
     slot: Option<Arc<Mutex<Option<Incoming>>>>,
+    kept: Option<Bytes>,
     hint: SizeHint,
 }
 
@@ -23,15 +27,99 @@ impl ReclaimableBody {
     pub fn new(body: Incoming) -> Self {
         let hint = body.size_hint();
         let slot = (!body.is_end_stream()).then(|| Arc::new(Mutex::new(Some(body))));
-        Self { slot, hint }
+        Self {
+            slot,
+            kept: None,
+            hint,
+        }
     }
 
-    pub fn attempt(&self) -> ProxyBody {
+    /// A body already read whole.
+    pub fn kept(bytes: Bytes) -> Self {
+        Self {
+            slot: None,
+            hint: SizeHint::with_exact(bytes.len() as u64),
+            kept: (!bytes.is_empty()).then_some(bytes),
+        }
+    }
+
+    /// The body, when it was read whole.
+    pub fn kept_bytes(&self) -> Option<&Bytes> {
+        self.kept.as_ref()
+    }
+
+    /// Whether there is a streamed body (not read whole).
+    pub fn has_body(&self) -> bool {
+        self.slot.is_some()
+    }
+
+    /// Whether another attempt can still send the whole body (no attempt started sending a
+    /// streamed one).
+    pub fn replayable(&self) -> bool {
+        match &self.slot {
+            None => true,
+            Some(slot) => slot.lock().map(|body| body.is_some()).unwrap_or(false),
+        }
+    }
+
+    pub fn attempt(&self, clock: Option<Arc<SendClock>>) -> ProxyBody {
         ProxyBody {
             slot: self.slot.clone(),
             taken: None,
+            kept: self.kept.clone(),
             hint: self.hint,
+            clock,
         }
+    }
+}
+
+/// When the upstream last took a piece of the request body and has not asked for the next
+/// (`proxy-send-timeout`): the time an upstream spends not reading, never the client's.
+pub struct SendClock {
+    base: Instant,
+    /// Nanoseconds after `base` + 1 when a frame was handed over; 0 while the body waits for
+    /// the client or is done.
+    handed: AtomicU64,
+}
+
+impl SendClock {
+    pub fn new() -> Self {
+        Self {
+            base: Instant::now(),
+            handed: AtomicU64::new(0),
+        }
+    }
+
+    fn set(&self, handed: bool) {
+        let value = if handed {
+            self.base.elapsed().as_nanos() as u64 + 1
+        } else {
+            0
+        };
+        self.handed.store(value, Ordering::Relaxed);
+    }
+
+    /// Resolves once a frame handed to the upstream connection has waited `limit` for the
+    /// next poll. Wakes at most once per `limit`.
+    pub async fn stalled(&self, limit: Duration) {
+        loop {
+            match self.handed.load(Ordering::Relaxed) {
+                0 => tokio::time::sleep(limit).await,
+                at => {
+                    let due = self.base + Duration::from_nanos(at - 1) + limit;
+                    if Instant::now() >= due {
+                        return;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
+                }
+            }
+        }
+    }
+}
+
+impl Default for SendClock {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -39,7 +127,9 @@ impl ReclaimableBody {
 pub struct ProxyBody {
     slot: Option<Arc<Mutex<Option<Incoming>>>>,
     taken: Option<Incoming>,
+    kept: Option<Bytes>,
     hint: SizeHint,
+    clock: Option<Arc<SendClock>>,
 }
 
 impl Body for ProxyBody {
@@ -51,18 +141,34 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
+        if let Some(clock) = &this.clock {
+            clock.set(false);
+        }
+        if let Some(bytes) = this.kept.take() {
+            if let Some(clock) = &this.clock {
+                clock.set(true);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(bytes))));
+        }
         if this.taken.is_none()
             && let Some(slot) = this.slot.take()
         {
             this.taken = slot.lock().ok().and_then(|mut body| body.take());
         }
-        match this.taken.as_mut() {
+        let polled = match this.taken.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
             None => Poll::Ready(None),
+        };
+        if let (Some(clock), Poll::Ready(Some(Ok(_)))) = (&this.clock, &polled) {
+            clock.set(true);
         }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
+        if self.kept.is_some() {
+            return false;
+        }
         match &self.taken {
             Some(body) => body.is_end_stream(),
             None => self.slot.is_none(),

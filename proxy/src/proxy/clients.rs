@@ -2,8 +2,11 @@
 //! `appProtocol`): HTTP/1.1 and HTTP/2 (prior knowledge), each over plain TCP or TLS.
 //! Connections are kept alive per endpoint.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+
+use arc_swap::ArcSwap;
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -38,8 +41,12 @@ pub enum Chosen<'a> {
 
 impl Clients {
     pub fn new() -> Self {
+        Self::with_connect_timeout(CONNECT_TIMEOUT)
+    }
+
+    pub fn with_connect_timeout(connect_timeout: Duration) -> Self {
         let mut tcp = HttpConnector::new();
-        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        tcp.set_connect_timeout(Some(connect_timeout));
         tcp.set_nodelay(true);
         // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
         tcp.enforce_http(false);
@@ -75,6 +82,33 @@ impl Clients {
             UpstreamProtocol::Https => Chosen::Tls(&self.https),
             UpstreamProtocol::H2Tls => Chosen::Tls(&self.h2_tls),
         }
+    }
+}
+
+/// `proxy-connect-timeout`: the connector owns the timeout, so each value has clients (and
+/// pools) of its own. Looked up without a lock; a value seen for the first time is added by
+/// copy-on-write, once.
+#[derive(Default)]
+pub struct TimedClients {
+    by_timeout: ArcSwap<HashMap<Duration, Arc<Clients>>>,
+}
+
+impl TimedClients {
+    pub fn get(&self, timeout: Duration) -> Arc<Clients> {
+        if let Some(clients) = self.by_timeout.load().get(&timeout) {
+            return clients.clone();
+        }
+        let mut made = None;
+        self.by_timeout.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            let clients = next
+                .entry(timeout)
+                .or_insert_with(|| Arc::new(Clients::with_connect_timeout(timeout)))
+                .clone();
+            made = Some(clients);
+            next
+        });
+        made.unwrap_or_else(|| Arc::new(Clients::with_connect_timeout(timeout)))
     }
 }
 

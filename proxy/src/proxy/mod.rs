@@ -1,14 +1,19 @@
 //! The hot path, one request: match host and path on the table the request started with, then
 //! answer locally (ACME challenges, redirects to HTTPS, default backends) or forward to an
-//! endpoint (round-robin, one retry on a failed connect), with hop-by-hop headers removed and
+//! endpoint (round-robin or ewma; the next endpoint on failure as `proxy-next-upstream` says,
+//! by default on errors and timeouts, three tries in all), with hop-by-hop headers removed and
 //! ingress-nginx's forwarding headers set. Bodies stream both ways; the response body records
 //! metrics and the access log when it ends.
 
 mod body;
+mod buffered;
 mod clients;
+mod error_pages;
 mod finish;
 mod headers;
+mod mirror;
 mod snippet;
+mod throttle;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -22,29 +27,32 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
+use crate::balance;
 use crate::compile::affinity::Affinity;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
 use crate::compile::hash_by;
 use crate::compile::policy::Admission;
 use crate::compile::snippet::HeaderPattern;
+use crate::compile::upstream::{Balance, Condition, UpstreamPolicy};
 use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{Canary, HostRoutes, ServerSnippet, Target, Upstream, UpstreamProtocol};
 use crate::variables::RequestView;
 
-use clients::{Chosen, Clients};
+use clients::{Chosen, Clients, TimedClients};
+use mirror::{MirrorPlan, Mirrors};
 
 pub use body::{ObservedBody, ProxyBody};
 pub use clients::AnyServerCertificate;
 pub use headers::strip_hop_by_hop;
 
-use body::ReclaimableBody;
+use body::{ReclaimableBody, SendClock};
 use finish::{Finish, LogFields, UpstreamOutcome, request_length, response_head_length};
 use headers::{RequestIds, requested_upgrade};
 
@@ -104,11 +112,19 @@ struct Outbound<'a> {
     vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`.
     forwarded_prefix: Option<HeaderValue>,
+    /// Timeouts, retries, balancing, HTTP version and buffering.
+    policy: &'a UpstreamPolicy,
+    /// `proxy-body-size` (0: unlimited), for bodies read whole.
+    body_limit: u64,
+    /// `mirror-target`: where a copy goes.
+    mirror: Option<MirrorPlan<'a>>,
 }
 
 pub struct Proxy {
     shared: Arc<Shared>,
     clients: Clients,
+    timed_clients: TimedClients,
+    mirrors: Mirrors,
     ids: RequestIds,
     access_log: Option<AccessLog>,
 }
@@ -118,6 +134,8 @@ impl Proxy {
         Self {
             shared,
             clients: Clients::new(),
+            timed_clients: TimedClients::default(),
+            mirrors: Mirrors::new(),
             ids: RequestIds::new(),
             access_log,
         }
@@ -231,7 +249,12 @@ impl Proxy {
         } else if acme {
             None
         } else if redirect_to_https {
-            Some(redirect_https(host_routes, raw_host, req.uri()))
+            Some(redirect_https(
+                host_routes,
+                raw_host,
+                req.uri(),
+                policy.preserve_trailing_slash,
+            ))
         } else if let Some((code, location)) = &policy.redirect {
             Some(redirect(*code, location.clone()))
         } else if let (Some(location), "/") = (&policy.app_root, &*path) {
@@ -395,8 +418,48 @@ impl Proxy {
                         hashed,
                         vhost: policy.upstream_vhost.clone(),
                         forwarded_prefix: policy.forwarded_prefix.clone(),
+                        policy: policy
+                            .upstream
+                            .as_deref()
+                            .unwrap_or(&UpstreamPolicy::DEFAULT),
+                        body_limit: policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+                        mirror: policy.mirror.as_deref().map(|mirror| MirrorPlan {
+                            mirror,
+                            request_uri: req
+                                .uri()
+                                .path_and_query()
+                                .map_or("/", |pq| pq.as_str())
+                                .to_owned(),
+                        }),
                     };
-                    self.forward(&conn, plan, target, req, &mut upstream).await
+                    // What a custom error page needs of the request, kept only when it may.
+                    let error_request = (!policy.custom_errors.is_empty())
+                        .then(|| error_pages::ErrorRequest::capture(&req, &route, target));
+                    let mut response = self.forward(&conn, plan, target, req, &mut upstream).await;
+                    if let Some(request) = error_request
+                        && policy.custom_errors.contains(&response.status())
+                    {
+                        let backend = policy.error_backend.as_deref();
+                        let fallback = &table.controller_default.target;
+                        response = self
+                            .error_page(
+                                &conn,
+                                backend,
+                                fallback,
+                                request,
+                                response.status(),
+                                request_id.clone(),
+                            )
+                            .await
+                            .unwrap_or(response);
+                    }
+                    if let Some(rewrite) = &policy.response_rewrite {
+                        rewrite.apply(response.headers_mut());
+                    }
+                    if let Some(limit) = policy.upstream.as_ref().and_then(|u| u.limit_rate) {
+                        response = response.map(|body| throttle::throttle(body, limit));
+                    }
+                    response
                 }
             }
         };
@@ -466,6 +529,9 @@ impl Proxy {
             hashed,
             vhost,
             forwarded_prefix,
+            policy: up,
+            body_limit,
+            mirror,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -481,6 +547,7 @@ impl Proxy {
         let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
+        let upgrading = upgrade.is_some();
         upstream_headers(&mut headers, conn, host, upgrade);
         for (name, value) in extra_headers {
             headers.insert(name, value);
@@ -497,31 +564,92 @@ impl Proxy {
         if protocol.is_http2() && wants_trailers {
             headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
-        let (scheme, version) = match (protocol.is_tls(), protocol.is_http2()) {
+        let (scheme, mut version) = match (protocol.is_tls(), protocol.is_http2()) {
             (false, false) => (Scheme::HTTP, Version::HTTP_11),
             (false, true) => (Scheme::HTTP, Version::HTTP_2),
             (true, false) => (Scheme::HTTPS, Version::HTTP_11),
             (true, true) => (Scheme::HTTPS, Version::HTTP_2),
         };
-        let client = self.clients.get(protocol);
+        // `proxy-http-version: "1.0"`: no keep-alive, as nginx's HTTP/1.0 upstream requests.
+        let http10 = up.http10 && !protocol.is_http2();
+        if http10 {
+            version = Version::HTTP_10;
+            if !upgrading {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+        }
+        // `connection-proxy-header` replaces whatever Connection would be sent.
+        if let Some(connection) = &up.connection
+            && !protocol.is_http2()
+        {
+            headers.insert(header::CONNECTION, connection.clone());
+        }
+        // `proxy-connect-timeout`: a pool of its own, since the connector owns the timeout.
+        let timed = up.connect_timeout.map(|t| self.timed_clients.get(t));
+        let client = timed.as_deref().unwrap_or(&self.clients).get(protocol);
         let path_and_query = rewritten
             .or_else(|| parts.uri.path_and_query().cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let body = ReclaimableBody::new(body);
+        // `proxy-request-buffering: on` reads the whole body first; so does HTTP/1.0 for a body
+        // without a length (it has no chunked encoding), as nginx does, and a mirror that
+        // gets a copy of a small body.
+        let no_length = body.size_hint().exact().is_none() && !body.is_end_stream();
+        let mirror_body = mirror.as_ref().is_some_and(|m| {
+            m.mirror.body
+                && !body.is_end_stream()
+                && body
+                    .size_hint()
+                    .exact()
+                    .is_some_and(|n| n <= mirror::BODY_CAP)
+        });
+        let body = if up.request_buffering || (http10 && no_length) || mirror_body {
+            match buffered::read_whole(body, body_limit).await {
+                Ok(bytes) => ReclaimableBody::kept(bytes),
+                Err(buffered::ReadError::TooLarge) => {
+                    return local(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "413 Request Entity Too Large\n",
+                    );
+                }
+                Err(buffered::ReadError::Failed) => {
+                    return local(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+                }
+            }
+        } else {
+            ReclaimableBody::new(body)
+        };
+        if let Some(plan) = mirror {
+            self.mirrors
+                .send(&self.clients, plan, &parts.method, &headers, &body, timeout);
+        }
 
         // The endpoint the client's affinity cookie names, while it exists.
         let sticky = affinity
             .as_ref()
             .and_then(|(_, value)| value.as_deref())
             .and_then(|value| upstream.keys.iter().position(|k| k == value));
+        let started = Instant::now();
+        let pick = |draw: usize| match up.balance {
+            Balance::RoundRobin => draw % count,
+            Balance::Ewma => balance::pick(&upstream.loads, draw, started),
+        };
         // Affinity first, then the key's endpoint, as ingress-nginx's balancer chooses.
         let first = sticky
             .or(hashed.filter(|i| *i < count))
-            .unwrap_or_else(|| upstream.pick());
-        let attempts = count.min(2);
+            .unwrap_or_else(|| pick(upstream.pick()));
+        let attempts = up.attempts(count).max(1);
+        let retry_until = up.next_upstream_timeout.map(|t| started + t);
+        let next = up.next_upstream;
         let mut headers = Some(headers);
+        let mut used = first;
         for attempt in 0..attempts {
-            let authority = &upstream.endpoints[(first + attempt) % count];
+            if attempt > 0 {
+                used = match up.balance {
+                    Balance::RoundRobin => (first + attempt) % count,
+                    Balance::Ewma => pick(upstream.pick()),
+                };
+            }
+            let authority = &upstream.endpoints[used];
             let mut uri = http::uri::Parts::default();
             uri.scheme = Some(scheme.clone());
             uri.authority = Some(authority.clone());
@@ -535,7 +663,8 @@ impl Proxy {
             } else {
                 headers.clone().unwrap_or_default()
             };
-            let mut upstream_req = Request::new(body.attempt());
+            let clock = up.send_timeout.map(|_| Arc::new(SendClock::new()));
+            let mut upstream_req = Request::new(body.attempt(clock.clone()));
             *upstream_req.method_mut() = parts.method.clone();
             *upstream_req.uri_mut() = uri;
             *upstream_req.version_mut() = version;
@@ -544,20 +673,51 @@ impl Proxy {
             let sent = Instant::now();
             outcome.addr = Some(authority.clone());
             outcome.sent_at = Some(sent);
+            // Only `load-balance: ewma` keeps per-endpoint load.
+            let ewma = (up.balance == Balance::Ewma).then(|| &upstream.loads[used]);
+            let waiting = ewma.map(|load| load.start());
             let response = match &client {
                 Chosen::Plain(client) => client.request(upstream_req),
                 Chosen::Tls(client) => client.request(upstream_req),
             };
-            match tokio::time::timeout(timeout, response).await {
-                Err(_) => {
-                    tracing::warn!(upstream = %authority, service = %upstream.service, "upstream timed out");
+            let stalled = async {
+                match (&clock, up.send_timeout) {
+                    (Some(clock), Some(limit)) => clock.stalled(limit).await,
+                    _ => std::future::pending().await,
+                }
+            };
+            let result = tokio::select! {
+                result = tokio::time::timeout(timeout, response) => result.map_err(|_| "timed out waiting for the response"),
+                () = stalled => Err("timed out sending the request (proxy-send-timeout)"),
+            };
+            drop(waiting);
+            let more = attempt + 1 < attempts && retry_until.is_none_or(|t| Instant::now() < t);
+            // Whether the request can go to another endpoint after it reached this one.
+            let resendable = || next.may_resend(&parts.method) && body.replayable();
+            match result {
+                Err(why) => {
+                    tracing::warn!(upstream = %authority, service = %upstream.service, "upstream {why}");
+                    if more && next.on(Condition::Timeout) && resendable() {
+                        continue;
+                    }
                     return local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");
                 }
                 Ok(Ok(response)) => {
-                    outcome.header_time = Some(sent.elapsed());
+                    let header_time = sent.elapsed();
+                    if let Some(load) = ewma {
+                        load.observe(header_time, Instant::now());
+                    }
+                    outcome.header_time = Some(header_time);
                     outcome.status = Some(response.status().as_u16());
+                    if more
+                        && next.any_status()
+                        && Condition::of_status(response.status()).is_some_and(|c| next.on(c))
+                        && resendable()
+                    {
+                        tracing::warn!(upstream = %authority, service = %upstream.service, status = response.status().as_u16(), "trying the next endpoint (proxy-next-upstream)");
+                        continue;
+                    }
                     let mut response = upstream_response(response, downstream_upgrade);
-                    let used = (first + attempt) % count;
                     if let Some((affinity, _)) = affinity
                         && sticky != Some(used)
                         && let Some(cookie) =
@@ -567,17 +727,48 @@ impl Proxy {
                     }
                     return response;
                 }
-                Ok(Err(err)) if err.is_connect() && attempt + 1 < attempts => {
-                    tracing::warn!(upstream = %authority, service = %upstream.service, "connect failed, trying the next endpoint: {err}");
-                }
                 Ok(Err(err)) => {
+                    let (condition, reached) = classify(&err);
                     tracing::warn!(upstream = %authority, service = %upstream.service, "upstream error: {err}");
-                    return local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+                    if more && next.on(condition) && (!reached || resendable()) {
+                        continue;
+                    }
+                    return match condition {
+                        Condition::Timeout => {
+                            local(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
+                        }
+                        _ => local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+                    };
                 }
             }
         }
         local(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
     }
+}
+
+/// What a failed exchange was in nginx's terms, and whether the request reached the upstream
+/// (a connect failure never sent anything, so any request may go to the next endpoint).
+fn classify(err: &hyper_util::client::legacy::Error) -> (Condition, bool) {
+    let mut source = std::error::Error::source(err);
+    let mut timed_out = false;
+    let mut parse = false;
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            timed_out |= io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            parse |= h.is_parse() || h.is_parse_status();
+        }
+        source = e.source();
+    }
+    let condition = if timed_out {
+        Condition::Timeout
+    } else if parse {
+        Condition::InvalidHeader
+    } else {
+        Condition::Error
+    };
+    (condition, !err.is_connect())
 }
 
 /// ingress-nginx's order: header, then cookie, then weight. A side without endpoints never gets
@@ -806,18 +997,27 @@ fn redirect(code: StatusCode, location: HeaderValue) -> Response<LocalBody> {
 }
 
 /// ingress-nginx's `ssl-redirect`: 308 to the same host (without a port: the HTTPS port is the
-/// standard one behind the Service) and the same request URI.
-fn redirect_https(host: &HostRoutes, raw_host: &str, uri: &Uri) -> Response<LocalBody> {
+/// standard one behind the Service) and the same request URI, less one trailing `/` unless
+/// `preserve-trailing-slash` (ingress-nginx drops it, query or not: `/a/` and `/?q=/` lose it).
+fn redirect_https(
+    host: &HostRoutes,
+    raw_host: &str,
+    uri: &Uri,
+    preserve_trailing_slash: bool,
+) -> Response<LocalBody> {
     let name = normalize_host(raw_host);
     let name = if name.is_empty() {
         &*host.label
     } else {
         &*name
     };
-    let target = format!(
-        "https://{name}{}",
-        uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/")
-    );
+    let request_uri = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let request_uri = if preserve_trailing_slash {
+        request_uri
+    } else {
+        request_uri.strip_suffix('/').unwrap_or(request_uri)
+    };
+    let target = format!("https://{name}{request_uri}");
     match HeaderValue::from_str(&target) {
         Ok(location) => {
             let mut response = local(
