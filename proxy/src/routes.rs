@@ -263,15 +263,23 @@ pub struct Upstream {
     pub loads: Box<[EndpointLoad]>,
     /// The Service port (custom error pages name it in `X-Service-Port`).
     pub service_port: Option<HeaderValue>,
+    /// This upstream's name in affinity cookies: a stable hash of the Service and port.
+    pub backend_key: String,
+    /// `affinity-mode: balanced`: the ring its keys are placed on; built by compile for the
+    /// upstreams that need it.
+    pub sticky_ring: OnceLock<Ring>,
 }
 
 impl Upstream {
     pub fn new(service: ObjectKey, endpoints: Vec<Authority>, protocol: UpstreamProtocol) -> Self {
         let keys = endpoints.iter().map(|e| endpoint_key(e.as_str())).collect();
         let loads = endpoints.iter().map(|_| EndpointLoad::default()).collect();
+        let backend_key = endpoint_key(&service.to_string());
         Self {
             loads,
             service_port: None,
+            backend_key,
+            sticky_ring: OnceLock::new(),
             service,
             endpoints,
             keys,
@@ -282,7 +290,13 @@ impl Upstream {
 
     pub fn with_service_port(mut self, port: i32) -> Self {
         self.service_port = Some(HeaderValue::from(port));
+        self.backend_key = endpoint_key(&format!("{}:{port}", self.service));
         self
+    }
+
+    /// The ring balanced affinity places keys on (built on first use; compile builds it).
+    pub fn sticky_ring(&self) -> &Ring {
+        self.sticky_ring.get_or_init(|| Ring::new(&self.keys, None))
     }
 
     /// The index of the endpoint the next request should try first.

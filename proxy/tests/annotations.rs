@@ -269,9 +269,9 @@ async fn cookie_affinity_keeps_a_client_on_its_endpoint() {
         assert_eq!(again.body.lines().next(), Some(pod.as_str()));
         assert_eq!(again.header("set-cookie"), None, "a valid cookie is kept");
     }
-    // Without the cookie, requests spread over the endpoints.
+    // Without the cookie, clients get random keys (balanced mode), spread over the endpoints.
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..6 {
+    for _ in 0..30 {
         let reply = get(proxy.http, "sticky.example", "/").await;
         seen.insert(reply.body.lines().next().unwrap_or_default().to_owned());
     }
@@ -465,4 +465,116 @@ async fn limit_connections_caps_requests_in_flight_per_client() {
     );
     // The slots came back with the responses.
     assert_eq!(get(port, "capped.example", "/").await.status, 200);
+}
+
+/// `affinity-mode`: when an endpoint is added, persistent clients all stay where they were and
+/// balanced ones partly move to it; `affinity-canary-behavior: sticky` keeps a client on the
+/// side its cookie names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn affinity_modes_on_scale_up_and_canary_stickiness() {
+    let folder = Folder::new();
+    let (port, listeners) = manifests_common::listeners_on_one_port(4).await;
+    for (i, listener) in listeners.into_iter().enumerate() {
+        manifests_common::serve_named(format!("pod-{i}"), listener);
+    }
+    let canary_port = backend("canary").await;
+    let objects = |addresses: &[&str]| {
+        let mut objects = vec![ingress_class(
+            "switchyard",
+            "switchyard.dev/ingress-controller",
+            false,
+        )];
+        let [service, _] = backend_service("app", port);
+        objects.push(service);
+        objects.push(manifests_common::endpoint_slice(
+            "app-1", "app", "http", port, addresses,
+        ));
+        objects.extend(backend_service("app-canary", canary_port));
+        for (name, host, mode) in [
+            ("balanced", "balanced.example", "balanced"),
+            ("persistent", "persistent.example", "persistent"),
+        ] {
+            objects.push(
+                ingress(name)
+                    .class("switchyard")
+                    .annotation(&format!("{NGINX}/affinity"), "cookie")
+                    .annotation(&format!("{NGINX}/affinity-mode"), mode)
+                    .rule(host, &[("/", "Prefix", "app")])
+                    .build(),
+            );
+        }
+        objects.push(
+            ingress("persistent-canary")
+                .class("switchyard")
+                .annotation(&format!("{NGINX}/canary"), "true")
+                .annotation(&format!("{NGINX}/canary-weight"), "50")
+                .rule("persistent.example", &[("/", "Prefix", "app-canary")])
+                .build(),
+        );
+        objects
+    };
+    folder.write_objects(
+        "objects.json",
+        &objects(&["127.0.0.1", "127.0.0.2", "127.0.0.3"]),
+    );
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let with_cookie = |host: &str, cookie: &str| {
+        format!("GET / HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\n")
+    };
+    let mut clients: Vec<(String, String, String)> = Vec::new();
+    for host in ["balanced.example", "persistent.example"] {
+        for _ in 0..40 {
+            let reply = get(proxy.http, host, "/").await;
+            let cookie = reply.header("set-cookie").unwrap_or_default();
+            let cookie = cookie.split(';').next().unwrap_or_default().to_owned();
+            assert!(
+                cookie.starts_with("INGRESSCOOKIE=") && cookie.contains('|'),
+                "{cookie}"
+            );
+            clients.push((host.to_owned(), cookie, reply.first_line().to_owned()));
+        }
+    }
+    // The canary side kept its clients too: a cookie naming it brings them back.
+    for (host, cookie, pod) in clients.iter().filter(|(_, _, pod)| pod == "canary").take(3) {
+        for _ in 0..5 {
+            let reply = request(proxy.http, &with_cookie(host, cookie)).await;
+            assert_eq!(reply.first_line(), pod, "{host} {cookie}");
+        }
+    }
+
+    // Scale up: a fourth endpoint.
+    folder.write_objects(
+        "objects.json",
+        &objects(&["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = get(proxy.http, "balanced.example", "/").await;
+        if reply.first_line() == "pod-3" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fourth endpoint never served"
+        );
+    }
+    let (mut balanced_moved, mut persistent_moved) = (0, 0);
+    for (host, cookie, pod) in &clients {
+        let reply = request(proxy.http, &with_cookie(host, cookie)).await;
+        if reply.first_line() != pod {
+            assert_eq!(
+                reply.first_line(),
+                "pod-3",
+                "keys move only to the new endpoint"
+            );
+            if host.starts_with("balanced") {
+                balanced_moved += 1;
+            } else {
+                persistent_moved += 1;
+            }
+        }
+    }
+    assert_eq!(persistent_moved, 0, "persistent clients stay");
+    assert!(balanced_moved > 0, "balanced clients rebalance");
 }

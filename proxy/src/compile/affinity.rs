@@ -1,7 +1,14 @@
-//! ingress-nginx's cookie affinity (`affinity: cookie` and the `session-cookie-*` options): a
-//! client keeps reaching the endpoint named by its cookie while that endpoint exists; a client
-//! without one (or whose endpoint is gone) gets one. The cookie names the endpoint by a stable
-//! hash, the same on every proxy replica.
+//! ingress-nginx's cookie affinity (`affinity: cookie`, `affinity-mode`,
+//! `affinity-canary-behavior` and the `session-cookie-*` options). The cookie's value is
+//! `KEY|BACKEND`, as ingress-nginx writes it: BACKEND names the Service port that served, so a
+//! client stays on the canary or the main side; KEY depends on the mode:
+//!
+//! - `balanced` (ingress-nginx's default): a random key, placed on the endpoints by consistent
+//!   hashing. When a Deployment scales, some keys move to the new endpoints and the load evens
+//!   out.
+//! - `persistent`: the endpoint's own stable name; a client stays there while it exists.
+//!
+//! Keys are the same on every proxy replica.
 
 use std::collections::BTreeMap;
 
@@ -9,9 +16,19 @@ use http::HeaderValue;
 
 use super::canary::PREFIX;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Balanced,
+    Persistent,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Affinity {
     pub name: String,
+    pub mode: Mode,
+    /// `affinity-canary-behavior: sticky` (the default): a client whose cookie names the
+    /// canary or the main side stays there; `legacy` ignores the cookie for that choice.
+    pub canary_sticky: bool,
     /// `Path`, `Max-Age`, `Expires`, `SameSite`, `Secure`, `Domain` and `HttpOnly`, ready to
     /// follow `name=value`.
     attributes: String,
@@ -20,9 +37,15 @@ pub struct Affinity {
 }
 
 impl Affinity {
-    /// The `Set-Cookie` header naming endpoint `key`.
-    pub fn set_cookie(&self, key: &str, now: jiff::Timestamp) -> Option<HeaderValue> {
-        let mut cookie = format!("{}={key}{}", self.name, self.attributes);
+    /// The `Set-Cookie` header with `key` (an endpoint's name, or a balanced key) on the
+    /// backend `backend`.
+    pub fn set_cookie(
+        &self,
+        key: &str,
+        backend: &str,
+        now: jiff::Timestamp,
+    ) -> Option<HeaderValue> {
+        let mut cookie = format!("{}={key}|{backend}{}", self.name, self.attributes);
         if let Some(seconds) = self.expires {
             let at = now
                 .saturating_add(jiff::SignedDuration::from_secs(seconds as i64))
@@ -34,6 +57,14 @@ impl Affinity {
             ));
         }
         HeaderValue::from_str(&cookie).ok()
+    }
+}
+
+/// A cookie value's key and backend (`None` for a value written without one).
+pub fn split_value(value: &str) -> (&str, Option<&str>) {
+    match value.split_once('|') {
+        Some((key, backend)) => (key, Some(backend)),
+        None => (value, None),
     }
 }
 
@@ -73,6 +104,28 @@ pub fn parse(
         }
     }
     let mut problem = |name: &str, why: String| problems.push((format!("{PREFIX}{name}"), why));
+    let mode = match get("affinity-mode") {
+        None | Some("" | "balanced") => Mode::Balanced,
+        Some("persistent") => Mode::Persistent,
+        Some(other) => {
+            problem(
+                "affinity-mode",
+                format!("{other:?} is not balanced or persistent; using balanced"),
+            );
+            Mode::Balanced
+        }
+    };
+    let canary_sticky = match get("affinity-canary-behavior") {
+        None | Some("" | "sticky") => true,
+        Some("legacy") => false,
+        Some(other) => {
+            problem(
+                "affinity-canary-behavior",
+                format!("{other:?} is not sticky or legacy; using sticky"),
+            );
+            true
+        }
+    };
     let token = |v: &str| {
         !v.is_empty()
             && v.bytes()
@@ -140,6 +193,8 @@ pub fn parse(
     (
         Some(Affinity {
             name,
+            mode,
+            canary_sticky,
             attributes,
             expires,
         }),
@@ -170,12 +225,12 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         let now: jiff::Timestamp = "2026-12-05T00:00:00Z".parse().unwrap_or_default();
         let cookie = affinity
-            .set_cookie("00ff", now)
+            .set_cookie("00ff", "b1", now)
             .map(|v| v.to_str().unwrap_or("").to_owned());
         assert_eq!(
             cookie.as_deref(),
             Some(
-                "route=00ff; Path=/; Max-Age=172800; SameSite=Strict; HttpOnly; Expires=Mon, 07 Dec 2026 00:00:00 GMT"
+                "route=00ff|b1; Path=/; Max-Age=172800; SameSite=Strict; HttpOnly; Expires=Mon, 07 Dec 2026 00:00:00 GMT"
             )
         );
     }

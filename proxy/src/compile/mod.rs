@@ -535,6 +535,7 @@ pub fn compile_cached(
                         .unwrap_or_default();
                     unique.affinity = affinity;
                     c.annotation_problems(key, problems);
+                    warm_sticky_ring(unique.affinity.as_ref(), &unique.target);
                     if let (Some(hash_by), Target::Upstream(upstream)) = (&hash_by, &unique.target)
                     {
                         unique.hash = Some(Box::new(RouteHash {
@@ -582,6 +583,7 @@ pub fn compile_cached(
                 if let Some(canary) = canaries.remove(&conflict)
                     && let Some(unique) = Arc::get_mut(&mut route)
                 {
+                    warm_sticky_ring(unique.affinity.as_ref(), &canary.canary.target);
                     unique.canary = Some(Box::new(canary.canary));
                 }
                 seen.insert(conflict, key.clone());
@@ -778,6 +780,15 @@ fn ingress_policy(
         c.problem(INGRESS, key, Severity::Error, "FailedClosed", message);
     }
     Arc::new(parsed)
+}
+
+/// Balanced affinity's ring is built here, off the hot path.
+fn warm_sticky_ring(affinity: Option<&affinity::Affinity>, target: &Target) {
+    if let (Some(affinity), Target::Upstream(upstream)) = (affinity, target)
+        && affinity.mode == affinity::Mode::Balanced
+    {
+        upstream.sticky_ring();
+    }
 }
 
 /// An Ingress's `server-snippet`, for the hosts its rules name. One that cannot be translated,

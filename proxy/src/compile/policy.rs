@@ -240,7 +240,10 @@ fn handled_elsewhere(name: &str) -> bool {
         || name.starts_with("cors-")
         || name.starts_with("session-cookie-")
         || name.starts_with("upstream-hash-by")
-        || name == "affinity"
+        || matches!(
+            name,
+            "affinity" | "affinity-mode" | "affinity-canary-behavior"
+        )
         || matches!(
             name,
             "use-regex" | "rewrite-target" | "enable-cors" | "custom-headers" | "server-snippet"

@@ -34,7 +34,7 @@ use hyper_util::rt::TokioIo;
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
 use crate::balance;
-use crate::compile::affinity::Affinity;
+use crate::compile::affinity::{Affinity, Mode as AffinityMode, split_value};
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
 use crate::compile::hash_by;
@@ -311,10 +311,14 @@ impl Proxy {
         let request_length = request_length(req.method(), req.uri(), req.headers());
         let mut upstream = UpstreamOutcome::default();
 
-        let canary = route
-            .canary
-            .as_deref()
-            .filter(|canary| to_canary(canary, &route.target, req.headers()));
+        let canary = route.canary.as_deref().filter(|canary| {
+            to_canary(
+                canary,
+                &route.target,
+                route.affinity.as_ref(),
+                req.headers(),
+            )
+        });
         let to_canary = canary.is_some();
         let target = canary.map_or(&route.target, |canary| &canary.target);
         let goes_upstream = policy_answer.is_none() && matches!(target, Target::Upstream(_));
@@ -623,11 +627,29 @@ impl Proxy {
                 .send(&self.clients, plan, &parts.method, &headers, &body, timeout);
         }
 
-        // The endpoint the client's affinity cookie names, while it exists.
-        let sticky = affinity
-            .as_ref()
-            .and_then(|(_, value)| value.as_deref())
-            .and_then(|value| upstream.keys.iter().position(|k| k == value));
+        // Affinity: the endpoint the client's cookie leads to, or a new key for it.
+        let (sticky, new_key) = match &affinity {
+            None => (None, None),
+            Some((affinity, value)) => {
+                let key = value.as_deref().map(|v| split_value(v).0);
+                match (affinity.mode, key) {
+                    (AffinityMode::Persistent, key) => (
+                        key.and_then(|k| upstream.keys.iter().position(|e| e == k)),
+                        None,
+                    ),
+                    (AffinityMode::Balanced, Some(key)) => (
+                        upstream.sticky_ring().pick(hash_by::hash(key.as_bytes())),
+                        None,
+                    ),
+                    (AffinityMode::Balanced, None) => {
+                        let fresh = self.ids.next();
+                        let fresh = fresh.to_str().unwrap_or_default().to_owned();
+                        let endpoint = upstream.sticky_ring().pick(hash_by::hash(fresh.as_bytes()));
+                        (endpoint, Some(fresh))
+                    }
+                }
+            }
+        };
         let started = Instant::now();
         let pick = |draw: usize| match up.balance {
             Balance::RoundRobin => draw % count,
@@ -718,10 +740,18 @@ impl Proxy {
                         continue;
                     }
                     let mut response = upstream_response(response, downstream_upgrade);
-                    if let Some((affinity, _)) = affinity
-                        && sticky != Some(used)
+                    let cookie_key = match (&affinity, &new_key) {
+                        (Some((a, _)), _)
+                            if a.mode == AffinityMode::Persistent && sticky != Some(used) =>
+                        {
+                            Some(upstream.keys[used].as_str())
+                        }
+                        (Some(_), Some(fresh)) => Some(fresh.as_str()),
+                        _ => None,
+                    };
+                    if let (Some((affinity, _)), Some(key)) = (&affinity, cookie_key)
                         && let Some(cookie) =
-                            affinity.set_cookie(&upstream.keys[used], jiff::Timestamp::now())
+                            affinity.set_cookie(key, &upstream.backend_key, jiff::Timestamp::now())
                     {
                         response.headers_mut().append(header::SET_COOKIE, cookie);
                     }
@@ -774,7 +804,32 @@ fn classify(err: &hyper_util::client::legacy::Error) -> (Condition, bool) {
 /// ingress-nginx's order: header, then cookie, then weight. A side without endpoints never gets
 /// a request the other side could serve (a canary whose pods are all gone must not turn into
 /// 503s).
-fn to_canary(canary: &Canary, main: &Target, headers: &HeaderMap) -> bool {
+fn to_canary(
+    canary: &Canary,
+    main: &Target,
+    affinity: Option<&Affinity>,
+    headers: &HeaderMap,
+) -> bool {
+    // `affinity-canary-behavior: sticky`: a client whose cookie names a side stays there.
+    if let Some(affinity) = affinity.filter(|a| a.canary_sticky)
+        && let Some(value) = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| cookie_value(v, &affinity.name))
+        && let (_, Some(backend)) = split_value(value)
+    {
+        let names = |target: &Target| match target {
+            Target::Upstream(u) => u.backend_key == backend,
+            _ => false,
+        };
+        if names(main) && main.has_endpoints() {
+            return false;
+        }
+        if names(&canary.target) && canary.target.has_endpoints() {
+            return true;
+        }
+    }
     let decision = canary.policy.decide(
         |name| headers.get(name).map(HeaderValue::as_bytes),
         |name| {
