@@ -426,6 +426,55 @@ async fn custom_http_errors_are_answered_by_the_default_backend() {
     log_mentions(&proxy, "custom-http-errors: \"abc\" is not an HTTP status").await;
 }
 
+/// The controller ConfigMap's `custom-http-errors`: every Ingress without its own list has its
+/// errors answered by the controller's default backend; an Ingress's own list wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configmap_custom_http_errors_go_to_the_controller_default_backend() {
+    let (port, l) = listener().await;
+    serve(l, |line, _| Answer {
+        status: if line.contains("/gone") { 410 } else { 503 },
+        body: format!("app\n{line}"),
+        ..Answer::default()
+    });
+    let errors = backend("errors").await;
+    let folder = Folder::new();
+    let mut objects = vec![class()];
+    objects.extend(backend_service("app", port));
+    objects.extend(backend_service("error-pages", errors));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "switchyard-controller"},
+        "data": {"custom-http-errors": "503,410"},
+    }));
+    objects.push(site("plain", "plain.example", "app", &[]));
+    objects.push(site(
+        "own",
+        "own.example",
+        "app",
+        &[("custom-http-errors", "410")],
+    ));
+    folder.write_objects("errors.json", &objects);
+    let proxy = Proxy::start(
+        &folder,
+        &[
+            "--configmap",
+            "default/switchyard-controller",
+            "--default-backend-service",
+            "default/error-pages",
+        ],
+    )
+    .await;
+
+    let reply = get(proxy.http, "plain.example", "/down").await;
+    assert_eq!(reply.first_line(), "errors", "{}", reply.body);
+    assert!(reply.body.contains("x-code: 503"), "{}", reply.body);
+    // The Ingress's own list replaces the ConfigMap's: 503 passes through, 410 does not.
+    let reply = get(proxy.http, "own.example", "/down").await;
+    assert_eq!((reply.status, reply.first_line()), (503, "app"));
+    let reply = get(proxy.http, "own.example", "/gone").await;
+    assert_eq!(reply.first_line(), "errors", "{}", reply.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_redirects_drop_a_trailing_slash_unless_preserved() {
     let web = backend("web").await;

@@ -28,6 +28,9 @@ pub struct ControllerConfig {
     pub allowed_response_headers: Vec<HeaderName>,
     /// `allow-snippet-annotations` and `annotations-risk-level`.
     pub admit: Admit,
+    /// `custom-http-errors`: upstream statuses every Ingress without its own annotation
+    /// replaces with the default backend's answer.
+    pub custom_http_errors: Vec<http::StatusCode>,
 }
 
 impl Default for ControllerConfig {
@@ -41,6 +44,7 @@ impl Default for ControllerConfig {
             add_headers: None,
             allowed_response_headers: Vec::new(),
             admit: Admit::default(),
+            custom_http_errors: Vec::new(),
         }
     }
 }
@@ -73,6 +77,7 @@ fn unsupported(key: &str) -> bool {
             | "global-allowed-response-headers"
             | "allow-snippet-annotations"
             | "annotations-risk-level"
+            | "custom-http-errors"
     )
 }
 
@@ -164,6 +169,22 @@ fn parse_headers_and_risk(
                     "not allowed",
                 )),
             }
+        }
+    }
+    if let Some(value) = data.get("custom-http-errors") {
+        // The annotation's parser, on the same text.
+        let as_annotation = BTreeMap::from([(
+            format!("{}custom-http-errors", super::canary::PREFIX),
+            value.clone(),
+        )]);
+        match super::custom_errors::parse(&as_annotation) {
+            (codes, None) => config.custom_http_errors = codes,
+            (_, Some(_)) => problems.push(invalid(
+                "custom-http-errors",
+                value,
+                "a comma-separated list of statuses from 400 to 599",
+                "none",
+            )),
         }
     }
     if let Some(value) = data.get("annotations-risk-level") {

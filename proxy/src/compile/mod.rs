@@ -751,13 +751,20 @@ fn ingress_policy(
     ingress: &Ingress,
     settings: &config::ControllerConfig,
 ) -> Arc<policy::Policy> {
-    let Some(annotations) = ingress.metadata.annotations.as_ref() else {
-        return Arc::default();
-    };
+    let no_annotations = BTreeMap::new();
+    let annotations = ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .unwrap_or(&no_annotations);
     let (mut parsed, findings) = policy::parse(annotations);
     for finding in findings {
         let message = format!("{}: {}", finding.annotation, finding.message);
         c.problem(INGRESS, key, finding.severity, finding.reason, message);
+    }
+    // The ConfigMap's `custom-http-errors` for Ingresses without their own.
+    if parsed.custom_errors.is_empty() {
+        parsed.custom_errors = settings.custom_http_errors.clone();
     }
     let mut closed: Vec<String> = parsed.closed.take().into_iter().collect();
     if let Some(reference) = annotations.get(&format!("{}custom-headers", canary::PREFIX)) {
