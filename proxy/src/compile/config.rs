@@ -55,6 +55,8 @@ fn unsupported(key: &str) -> bool {
             | "disable-access-log"
             | "proxy-read-timeout"
     )
+        // global-auth-*: read by compile::auth.
+        && !super::auth::is_global_auth_key(key)
 }
 
 pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigProblem>) {

@@ -2,6 +2,7 @@
 //! DESIGN.md is a unit test here.
 
 pub mod affinity;
+pub mod auth;
 mod backend;
 pub mod canary;
 mod class;
@@ -355,6 +356,7 @@ pub fn compile_cached(
     let (mut canaries, canary_ingresses) = canaries(&mut c, &served);
     let (regex_annotations, regex_hosts) = regex_modes(&mut c, &served, &canary_ingresses);
     let mut host_extras: Vec<(ObjectKey, Vec<String>, Arc<policy::Policy>)> = Vec::new();
+    let global_auth = global_auth(&mut c, opts);
 
     for &(key, ingress) in &served {
         if canary_ingresses.contains(key) {
@@ -370,7 +372,7 @@ pub fn compile_cached(
             );
             continue;
         };
-        let policy = ingress_policy(&mut c, key, ingress);
+        let policy = ingress_policy(&mut c, key, ingress, &global_auth);
         c.service_upstream = policy.service_upstream;
         // `default-backend`: answers for this Ingress's paths whose Service has no endpoints.
         let fallback = policy.default_backend.as_ref().and_then(|name| {
@@ -693,11 +695,32 @@ fn add_aliases_and_www(
 
 /// An Ingress's annotation policy; what cannot be honoured is reported, and an access
 /// restriction that cannot be honoured closes its paths (reported as an error).
-fn ingress_policy(c: &mut Compiler<'_>, key: &ObjectKey, ingress: &Ingress) -> Arc<policy::Policy> {
-    let Some(annotations) = ingress.metadata.annotations.as_ref() else {
-        return Arc::default();
+fn ingress_policy(
+    c: &mut Compiler<'_>,
+    key: &ObjectKey,
+    ingress: &Ingress,
+    global_auth: &auth::Global,
+) -> Arc<policy::Policy> {
+    let no_annotations = std::collections::BTreeMap::new();
+    let annotations = match ingress.metadata.annotations.as_ref() {
+        Some(annotations) => annotations,
+        // The global auth applies to Ingresses without annotations too.
+        None if matches!(global_auth, auth::Global::Off) => return Arc::default(),
+        None => &no_annotations,
     };
-    let (parsed, findings) = policy::parse(annotations);
+    let (mut parsed, mut findings) = policy::parse(annotations);
+    // Authentication reads the Secret and ConfigMap its annotations name.
+    let resolved = auth::resolve(&parsed.auth_spec, c.snapshot, &key.namespace, global_auth);
+    findings.extend(resolved.findings);
+    match resolved.auth {
+        Ok(auth) => parsed.auth = auth,
+        Err(why) => {
+            parsed.closed = Some(match parsed.closed.take() {
+                Some(earlier) => format!("{earlier}; {why}"),
+                None => why,
+            });
+        }
+    }
     for finding in findings {
         let message = format!("{}: {}", finding.annotation, finding.message);
         c.problem(INGRESS, key, finding.severity, finding.reason, message);
@@ -883,6 +906,30 @@ fn controller_config(c: &mut Compiler<'_>, opts: &CompileOptions) -> config::Con
         );
     }
     settings
+}
+
+/// The controller ConfigMap's `global-auth-*` keys; problems are reported on the ConfigMap (its
+/// absence is reported by `controller_config`).
+fn global_auth(c: &mut Compiler<'_>, opts: &CompileOptions) -> auth::Global {
+    let Some(map) = opts
+        .configmap
+        .as_ref()
+        .and_then(|key| c.snapshot.config_maps.get(key).map(|map| (key, map)))
+    else {
+        return auth::Global::Off;
+    };
+    let (key, map) = map;
+    let (global, problems) = auth::parse_global(map.data.as_ref().unwrap_or(&Default::default()));
+    for problem in problems {
+        c.problem(
+            CONFIGMAP,
+            key,
+            Severity::Warning,
+            problem.reason,
+            problem.message,
+        );
+    }
+    global
 }
 
 /// The HTTP-01 answers a challenge Ingress provides, for the proxy to give itself. A malformed

@@ -42,6 +42,17 @@ pub struct ProxyBody {
     hint: SizeHint,
 }
 
+impl ProxyBody {
+    /// No body at all (the auth subrequest's).
+    pub fn empty() -> Self {
+        Self {
+            slot: None,
+            taken: None,
+            hint: SizeHint::with_exact(0),
+        }
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;
