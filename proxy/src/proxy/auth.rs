@@ -203,25 +203,18 @@ impl Proxy {
             Some(answer) => answer,
             None => {
                 let (status, headers) = self.ask(external, place, &view, raw_host).await?;
+                let kept = cache.as_ref().and_then(|(cache, key)| {
+                    cache.lifetime(status.as_u16()).map(|life| (*key, life))
+                });
                 let answer = Arc::new(CachedResponse {
                     status,
                     headers,
-                    expires: now,
+                    expires: now + kept.map_or(Duration::ZERO, |(_, life)| life),
                 });
-                match cache.and_then(|(cache, key)| {
-                    cache.lifetime(status.as_u16()).map(|life| (key, life))
-                }) {
-                    Some((key, life)) => {
-                        let kept = Arc::new(CachedResponse {
-                            status,
-                            headers: answer.headers.clone(),
-                            expires: now + life,
-                        });
-                        state.responses.insert(key, kept.clone());
-                        kept
-                    }
-                    None => answer,
+                if let Some((key, _)) = kept {
+                    state.responses.insert(key, answer.clone());
                 }
+                answer
             }
         };
         let cookies: Vec<HeaderValue> = answer
