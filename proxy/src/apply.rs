@@ -27,6 +27,8 @@ pub struct Shared {
     pub limiters: Limiters,
     /// `limit-connections` state, kept across route tables.
     pub concurrency: ConcurrencyLimits,
+    /// Authentication caches, kept across route tables.
+    pub auth: crate::auth::State,
 }
 
 impl Shared {
@@ -37,6 +39,7 @@ impl Shared {
             metrics,
             limiters: Limiters::default(),
             concurrency: ConcurrencyLimits::default(),
+            auth: crate::auth::State::new(),
         }
     }
 

@@ -10,6 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod apply;
+pub mod auth;
 pub mod balance;
 pub mod check;
 pub mod cli;

@@ -93,7 +93,8 @@ async fn access_redirect_header_and_size_policies_apply_per_ingress() {
     );
     objects.push(
         site("sso", "sso.example")
-            .annotation(&format!("{NGINX}/auth-url"), "https://auth.example/check")
+            .annotation(&format!("{NGINX}/auth-type"), "digest")
+            .annotation(&format!("{NGINX}/auth-secret"), "htdigest")
             .build(),
     );
     objects.push(

@@ -15,7 +15,17 @@ fn sample(name: &str) -> &'static str {
         "whitelist-source-range" | "allowlist-source-range" | "denylist-source-range" => {
             "10.0.0.0/8"
         }
+        "auth-type" => "basic",
+        "auth-url" => "https://auth.example/check",
         _ => "x",
+    }
+}
+
+/// Annotations a row's annotation needs beside it to be honoured.
+fn companions(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
+        "auth-type" => &[("auth-secret", "htpasswd")],
+        _ => &[],
     }
 }
 
@@ -28,7 +38,10 @@ fn every_row_of_the_annotation_table_matches_the_proxy() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let (name, status) = (cells[1].trim_matches('`'), cells[2]);
         let annotation = format!("{PREFIX}{name}");
-        let map = BTreeMap::from([(annotation.clone(), sample(name).to_owned())]);
+        let mut map = BTreeMap::from([(annotation.clone(), sample(name).to_owned())]);
+        for (other, value) in companions(name) {
+            map.insert(format!("{PREFIX}{other}"), (*value).to_owned());
+        }
         let (parsed, findings) = policy::parse(&map);
         let reported = |reason: &str| {
             findings

@@ -157,3 +157,36 @@ fn the_snippet_example_is_translated_as_the_page_says() {
     assert_eq!(snippet.upstream_headers.len(), 1);
     assert_eq!(snippet.steps.len(), 1);
 }
+
+#[test]
+fn the_auth_example_guards_its_paths_as_described() {
+    let example = yaml_containing("auth-type: basic");
+    let class = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: switchyard}\nspec: {controller: switchyard.dev/ingress-controller}\n";
+    let parsed = parse(&files(&[class, &example]));
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let (table, problems) = compile(&parsed.snapshot, &CompileOptions::default());
+    let auth_faults: Vec<_> = problems
+        .iter()
+        .filter(|p| p.severity > Severity::Info && p.reason != "ServiceNotFound")
+        .collect();
+    assert!(auth_faults.is_empty(), "{auth_faults:?}");
+    let staff = table.route("admin.example.com", "/").1.policy.clone();
+    let basic = staff
+        .auth
+        .as_ref()
+        .and_then(|a| a.basic.as_ref())
+        .expect("basic auth on admin.example.com");
+    assert_eq!(basic.challenge, "Basic realm=\"Staff only\"");
+    assert!(
+        basic.users.verify("admin", b"change-me"),
+        "the password the page gives"
+    );
+    let app = table.route("app.example.com", "/").1.policy.clone();
+    let external = app
+        .auth
+        .as_ref()
+        .and_then(|a| a.external.as_ref())
+        .expect("external auth on app.example.com");
+    assert_eq!(external.response_headers.len(), 2);
+    assert!(external.signin.is_some());
+}

@@ -187,3 +187,109 @@ async fn serves_ingresses_from_the_apiserver_and_follows_changes() {
         .kubectl_ok(&["delete", "ingressclass", &class])
         .expect("delete class");
 }
+
+/// A GET with an Authorization header; the status, or 0 when nothing answered.
+fn status_with_authorization(addr: &str, host: &str, authorization: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut sock) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+    );
+    if sock.write_all(request.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = sock.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Basic auth reads an Opaque Secret (what `kubectl create secret generic` makes) from the
+/// apiserver, and follows its changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_reads_its_secret_from_the_apiserver() {
+    let cluster = shared_cluster().expect("control plane");
+    let ns = cluster.namespace("proxy-auth").expect("namespace");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let class = format!("class-{}", ns.name());
+    let controller = format!("switchyard.dev/test-{}", ns.name());
+    let web = backend::spawn("web").await.expect("web backend");
+    let secret = |hash: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: staff}}\ntype: Opaque\nstringData: {{auth: \"ann:{hash}\"}}\n"
+        )
+    };
+    let guarded = ingress("staff", &class, "staff.test", "web", web).replace(
+        "metadata: {name: staff}",
+        "metadata:\n  name: staff\n  annotations:\n    nginx.ingress.kubernetes.io/auth-type: basic\n    nginx.ingress.kubernetes.io/auth-secret: staff",
+    );
+    cluster
+        .apply_yaml(
+            ns.name(),
+            &format!(
+                "{}---{}---{}---\n{}",
+                ingress_class(&class, &controller),
+                external_service("web", web),
+                guarded,
+                secret("{PLAIN}first"),
+            ),
+        )
+        .expect("apply");
+    let proxy = start_proxy(
+        cluster.kubeconfig(),
+        ns.name(),
+        "kubernetes-auth-test",
+        logs.path(),
+        &[
+            "--controller-class",
+            &controller,
+            "--watch-namespace",
+            ns.name(),
+        ],
+    );
+    // `ann:first` and `ann:second`, base64.
+    let (first, second) = ("Basic YW5uOmZpcnN0", "Basic YW5uOnNlY29uZA==");
+    eventually("staff.test admits ann", Duration::from_secs(30), || {
+        let ok = status_with_authorization(&proxy.http, "staff.test", first) == 200;
+        async move { ok }
+    })
+    .await;
+    assert_eq!(served_by(&proxy, "staff.test", "/"), Err(401));
+    assert_eq!(
+        status_with_authorization(&proxy.http, "staff.test", second),
+        401
+    );
+
+    // A new password applies live; the old one, cached as verified, no longer does.
+    cluster
+        .apply_yaml(ns.name(), &secret("{PLAIN}second"))
+        .expect("change the Secret");
+    eventually("the new password applies", Duration::from_secs(10), || {
+        let ok = status_with_authorization(&proxy.http, "staff.test", second) == 200;
+        async move { ok }
+    })
+    .await;
+    assert_eq!(
+        status_with_authorization(&proxy.http, "staff.test", first),
+        401
+    );
+
+    // The Secret gone: the path fails closed, never open.
+    cluster
+        .kubectl_ok(&["delete", "secret", "staff", "-n", ns.name()])
+        .expect("delete the Secret");
+    eventually("staff.test answers 503", Duration::from_secs(10), || {
+        let ok = served_by(&proxy, "staff.test", "/") == Err(503);
+        async move { ok }
+    })
+    .await;
+    cluster
+        .kubectl_ok(&["delete", "ingressclass", &class])
+        .expect("delete class");
+}

@@ -79,6 +79,8 @@ fn unsupported(key: &str) -> bool {
             | "annotations-risk-level"
             | "custom-http-errors"
     )
+        // global-auth-*: read by compile::auth.
+        && !super::auth::is_global_auth_key(key)
 }
 
 pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigProblem>) {

@@ -2,6 +2,7 @@
 //! DESIGN.md is a unit test here.
 
 pub mod affinity;
+pub mod auth;
 mod backend;
 pub mod canary;
 mod class;
@@ -367,6 +368,7 @@ pub fn compile_cached(
     let (mut canaries, canary_ingresses) = canaries(&mut c, &served);
     let (regex_annotations, regex_hosts) = regex_modes(&mut c, &served, &canary_ingresses);
     let mut host_extras: Vec<(ObjectKey, Vec<String>, Arc<policy::Policy>)> = Vec::new();
+    let global_auth = global_auth(&mut c, opts);
 
     for &(key, ingress) in &served {
         if canary_ingresses.contains(key) {
@@ -382,7 +384,7 @@ pub fn compile_cached(
             );
             continue;
         };
-        let mut policy = ingress_policy(&mut c, key, ingress, &settings);
+        let mut policy = ingress_policy(&mut c, key, ingress, &settings, &global_auth);
         let hash_by = {
             let empty = BTreeMap::new();
             let (parsed, problems) =
@@ -750,6 +752,7 @@ fn ingress_policy(
     key: &ObjectKey,
     ingress: &Ingress,
     settings: &config::ControllerConfig,
+    global_auth: &auth::Global,
 ) -> Arc<policy::Policy> {
     let no_annotations = BTreeMap::new();
     let annotations = ingress
@@ -757,7 +760,19 @@ fn ingress_policy(
         .annotations
         .as_ref()
         .unwrap_or(&no_annotations);
-    let (mut parsed, findings) = policy::parse(annotations);
+    let (mut parsed, mut findings) = policy::parse(annotations);
+    // Authentication reads the Secret and ConfigMap its annotations name (or is the global one).
+    let resolved = auth::resolve(&parsed.auth_spec, c.snapshot, &key.namespace, global_auth);
+    findings.extend(resolved.findings);
+    match resolved.auth {
+        Ok(auth) => parsed.auth = auth,
+        Err(why) => {
+            parsed.closed = Some(match parsed.closed.take() {
+                Some(earlier) => format!("{earlier}; {why}"),
+                None => why,
+            });
+        }
+    }
     for finding in findings {
         let message = format!("{}: {}", finding.annotation, finding.message);
         c.problem(INGRESS, key, finding.severity, finding.reason, message);
@@ -1047,6 +1062,30 @@ fn controller_config(c: &mut Compiler<'_>, opts: &CompileOptions) -> config::Con
         );
     }
     settings
+}
+
+/// The controller ConfigMap's `global-auth-*` keys; problems are reported on the ConfigMap (its
+/// absence is reported by `controller_config`).
+fn global_auth(c: &mut Compiler<'_>, opts: &CompileOptions) -> auth::Global {
+    let Some(map) = opts
+        .configmap
+        .as_ref()
+        .and_then(|key| c.snapshot.config_maps.get(key).map(|map| (key, map)))
+    else {
+        return auth::Global::Off;
+    };
+    let (key, map) = map;
+    let (global, problems) = auth::parse_global(map.data.as_ref().unwrap_or(&Default::default()));
+    for problem in problems {
+        c.problem(
+            CONFIGMAP,
+            key,
+            Severity::Warning,
+            problem.reason,
+            problem.message,
+        );
+    }
+    global
 }
 
 /// The HTTP-01 answers a challenge Ingress provides, for the proxy to give itself. A malformed

@@ -140,6 +140,10 @@ pub struct Policy {
     pub error_backend: Option<Arc<Upstream>>,
     /// `preserve-trailing-slash`: the HTTPS redirect keeps a trailing `/`.
     pub preserve_trailing_slash: bool,
+    /// The authentication annotations, validated (`compile::auth`).
+    pub auth_spec: super::auth::Spec,
+    /// The authentication to apply, once its Secret and ConfigMap are read (or the global one).
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 impl Policy {
@@ -178,6 +182,14 @@ impl Policy {
             && self.mirror.is_none()
             && self.custom_errors.is_empty()
             && !self.preserve_trailing_slash
+            && self.auth_spec.is_empty()
+            && self.auth.is_none()
+    }
+
+    /// `satisfy: any` with authentication: a client outside the source ranges may still
+    /// authenticate.
+    pub fn satisfy_any(&self) -> bool {
+        self.auth.as_ref().is_some_and(|auth| auth.satisfy_any)
     }
 
     /// `limit-connections`: whether this request may proceed, and the slot it then holds (when
@@ -252,34 +264,22 @@ fn handled_elsewhere(name: &str) -> bool {
         || super::response_rewrite::handles(name)
         || super::mirror::handles(name)
         || super::custom_errors::handles(name)
+        || super::auth::handles(name)
 }
 
 /// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
 /// path open, so while Switchyard does not implement it the path answers 503.
 const RESTRICTING: &[&str] = &[
-    "auth-type",
-    "auth-secret",
-    "auth-secret-type",
-    "auth-realm",
-    "auth-url",
-    "auth-signin",
-    "auth-method",
     "auth-snippet",
     "auth-tls-secret",
     "auth-tls-verify-client",
     "auth-tls-verify-depth",
     "auth-tls-pass-certificate-to-upstream",
     "auth-tls-error-page",
-    "auth-cache-key",
-    "auth-cache-duration",
-    "auth-proxy-set-headers",
-    "auth-response-headers",
-    "auth-request-redirect",
     "stream-snippet",
     "modsecurity-snippet",
     "enable-modsecurity",
     "enable-owasp-core-rules",
-    "satisfy",
 ];
 
 /// Names manifests use that ingress-nginx never had, with what was meant.
@@ -585,6 +585,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
             message: why,
         });
     }
+    let (auth_spec, auth_findings, auth_closed) = super::auth::parse(annotations);
+    policy.auth_spec = auth_spec;
+    findings.extend(auth_findings);
+    closed.extend(auth_closed);
     if !closed.is_empty() {
         policy.closed = Some(closed.join("; "));
     }
@@ -696,8 +700,9 @@ mod tests {
     #[test]
     fn restricting_annotations_that_cannot_be_honoured_close_the_paths() {
         for (name, value) in [
-            ("auth-url", "https://auth.example/check"),
+            ("auth-url", "auth.example/check"),
             ("auth-type", "basic"),
+            ("auth-snippet", "return 200;"),
             ("whitelist-source-range", "10.0.0.0/8, nonsense"),
             ("configuration-snippet", "deny all;"),
             ("configuration-snippet", "add_header X-Who $upstream_addr;"),

@@ -132,6 +132,19 @@ pub struct ProxyBody {
     clock: Option<Arc<SendClock>>,
 }
 
+impl ProxyBody {
+    /// No body at all (the auth subrequest's).
+    pub fn empty() -> Self {
+        Self {
+            slot: None,
+            taken: None,
+            kept: None,
+            hint: SizeHint::with_exact(0),
+            clock: None,
+        }
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;

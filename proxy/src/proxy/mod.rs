@@ -5,6 +5,7 @@
 //! ingress-nginx's forwarding headers set. Bodies stream both ways; the response body records
 //! metrics and the access log when it ends.
 
+mod auth;
 mod body;
 mod buffered;
 mod clients;
@@ -67,6 +68,8 @@ const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The port the request arrived on (`$server_port`).
+    pub server_port: u16,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
     local_port_number: u16,
@@ -77,6 +80,7 @@ impl ConnInfo {
         Self {
             peer,
             tls,
+            server_port: local_port,
             peer_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             local_port: HeaderValue::from(local_port),
@@ -204,6 +208,8 @@ impl Proxy {
             && !path.starts_with(ACME_CHALLENGE_PREFIX)
             && (policy.force_ssl_redirect
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
+        // The default `no-auth-locations` of ingress-nginx: ACME challenges skip authentication.
+        let auth_exempt = acme || path.starts_with(ACME_CHALLENGE_PREFIX);
         // `limit-connections`: this request's slot, held until its response ends.
         let in_flight = policy.enter(conn.peer.ip());
         // The proxy's own answers from the Ingress's policies, in ingress-nginx's order: access
@@ -217,7 +223,7 @@ impl Proxy {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable: an access rule of this path is not supported; see the Ingress's Events\n",
             ))
-        } else if !policy.admits(conn.peer.ip()) {
+        } else if !policy.admits(conn.peer.ip()) && !policy.satisfy_any() {
             Some(local(StatusCode::FORBIDDEN, "403 Forbidden\n"))
         } else if matches!(in_flight, Admission::TooMany)
             || !policy.within_rates(conn.peer.ip(), started)
@@ -386,6 +392,28 @@ impl Proxy {
             req.headers_mut().insert("x-request-id", id.clone());
         }
 
+        // Authentication (`auth-*`, `satisfy`): nginx's access phase, after every answer of the
+        // proxy's own and before the upstream.
+        let mut auth_grant = None;
+        let policy_answer = match (policy_answer, policy.auth.as_deref()) {
+            (None, Some(auth)) if !auth_exempt => {
+                let place = auth::Place {
+                    conn: &conn,
+                    server_name: &host_routes.label,
+                    route_path: &route.path,
+                    timeout: policy.read_timeout.unwrap_or(table.upstream_timeout),
+                };
+                match self.authorize(auth, &policy, &place, &mut req).await {
+                    Ok(grant) => {
+                        auth_grant = Some(grant);
+                        None
+                    }
+                    Err(denied) => Some(denied),
+                }
+            }
+            (answer, _) => answer,
+        };
+
         let mut response = if let Some(answer) = policy_answer {
             answer
         } else {
@@ -491,6 +519,9 @@ impl Proxy {
         let server_clears = server.map_or(&[][..], |s| &s.clear_response[..]);
         for pattern in server_clears.iter().chain(&snippet.clear_response) {
             pattern.clear(headers);
+        }
+        if let Some(grant) = auth_grant {
+            auth::add_cookies(response.headers_mut(), grant, adds);
         }
 
         let status = response.status().as_u16();

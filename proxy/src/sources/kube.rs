@@ -138,10 +138,18 @@ pub async fn run(
         watcher::Config::default(),
         changed.clone(),
     );
-    // Only TLS Secrets: the proxy has no business holding the others in memory.
+    // TLS Secrets, and (below) the Opaque ones basic auth reads: the proxy has no business
+    // holding the others (service account tokens, Helm releases) in memory.
     let secrets = reflect::<Secret>(
         api(&client, ns),
         watcher::Config::default().fields("type=kubernetes.io/tls"),
+        changed.clone(),
+    );
+    // Basic-auth Secrets (`kubectl create secret generic`) are Opaque; `auth-secret` may name
+    // any of them, as in ingress-nginx.
+    let auth_secrets = reflect::<Secret>(
+        api(&client, ns),
+        watcher::Config::default().fields("type=Opaque"),
         changed.clone(),
     );
 
@@ -176,6 +184,7 @@ pub async fn run(
         slices.wait_until_ready().await,
         secrets.wait_until_ready().await,
         config_maps.wait_until_ready().await,
+        auth_secrets.wait_until_ready().await,
     ] {
         ready.map_err(|_| KubeError::WatchEnded)?;
     }
@@ -189,7 +198,10 @@ pub async fn run(
             ingress_classes: index(&classes, |c| c.metadata.name.clone().unwrap_or_default()),
             services: index(&services, namespaced_key),
             endpoint_slices: index(&slices, namespaced_key),
-            secrets: index(&secrets, namespaced_key),
+            secrets: index(&secrets, namespaced_key)
+                .into_iter()
+                .chain(index(&auth_secrets, namespaced_key))
+                .collect(),
             config_maps: {
                 let mut maps = index(&config_maps, namespaced_key);
                 if let Some(store) = &controller_maps {
