@@ -9,11 +9,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{HeaderValue, StatusCode};
-use regex::Regex;
 use rustls::sign::CertifiedKey;
 
 use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
+use crate::compile::config::ControllerConfig;
+use crate::compile::path_regex::{Exhausted, PathRegex};
 use crate::compile::policy::Policy;
 use crate::compile::regex_mode::RewriteTarget;
 use crate::metrics::{RouteLabels, RouteSeries};
@@ -62,19 +63,22 @@ pub struct Route {
 /// A `rewrite-target` with the regex of the path it belongs to (for the captures).
 #[derive(Debug)]
 pub struct Rewrite {
-    pub regex: Regex,
+    pub regex: PathRegex,
     pub target: RewriteTarget,
 }
 
 impl Rewrite {
     /// The upstream path and query for a request whose normalized path is `path`.
-    pub fn apply(&self, path: &str, query: Option<&str>) -> Option<String> {
-        let mut rewritten = encode_path(&self.target.apply(&self.regex, path)?);
+    pub fn apply(&self, path: &str, query: Option<&str>) -> Result<Option<String>, Exhausted> {
+        let Some(target) = self.target.apply(&self.regex, path)? else {
+            return Ok(None);
+        };
+        let mut rewritten = encode_path(&target);
         if let Some(query) = query {
             rewritten.push('?');
             rewritten.push_str(query);
         }
-        Some(rewritten)
+        Ok(Some(rewritten))
     }
 }
 
@@ -95,7 +99,7 @@ fn encode_path(path: &str) -> String {
 /// A path in regex mode: ingress-nginx's `location ~* "^<path>"`.
 #[derive(Clone, Debug)]
 pub(crate) struct RegexRoute {
-    pub(crate) regex: Regex,
+    pub(crate) regex: PathRegex,
     /// Longer patterns are tried first.
     pub(crate) pattern_len: usize,
     pub(crate) route: Arc<Route>,
@@ -317,18 +321,23 @@ pub struct HostRoutes {
 
 impl HostRoutes {
     /// Longest match wins; an Exact match is as long as the whole request path, so no Prefix
-    /// can beat it, and on a tie Exact is preferred anyway.
-    pub fn match_path(&self, path: &str) -> Option<&Arc<Route>> {
-        if let Some(regex) = self.regexes.iter().find(|r| r.regex.is_match(path)) {
-            return Some(&regex.route);
+    /// can beat it, and on a tie Exact is preferred anyway. A regex the backtracking engine
+    /// gave up on ends the search: a later route must not get a request an earlier regex
+    /// might have claimed.
+    pub fn match_path(&self, path: &str) -> Result<Option<&Arc<Route>>, Exhausted> {
+        for regex in &self.regexes {
+            if regex.regex.is_match(path)? {
+                return Ok(Some(&regex.route));
+            }
         }
         if let Some(route) = self.exact.get(path) {
-            return Some(route);
+            return Ok(Some(route));
         }
-        self.prefixes
+        Ok(self
+            .prefixes
             .iter()
             .find(|p| p.matches(path))
-            .map(|p| &p.route)
+            .map(|p| &p.route))
     }
 
     fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
@@ -399,6 +408,12 @@ pub struct RouteTable {
     pub upstream_timeout: Duration,
     /// How many Ingresses contributed at least one route.
     pub served_ingresses: usize,
+    /// The whole controller ConfigMap, typed: what the listeners, the TLS handshake and the
+    /// hot path read beyond the fields above.
+    pub config: ControllerConfig,
+    /// Answers a request whose regex match the backtracking engine gave up on (nginx answers
+    /// a failed PCRE match with 500).
+    pub(crate) regex_exhausted: Arc<Route>,
 }
 
 impl RouteTable {
@@ -414,6 +429,8 @@ impl RouteTable {
             access_log: true,
             upstream_timeout: Duration::from_secs(60),
             served_ingresses: 0,
+            config: ControllerConfig::default(),
+            regex_exhausted: Arc::new(regex_exhausted_route()),
         }
     }
 
@@ -421,10 +438,12 @@ impl RouteTable {
     /// matched host's routes (its metrics label and TLS policy) with the route.
     pub fn route(&self, host: &str, path: &str) -> (&HostRoutes, &Arc<Route>) {
         let routes = self.host_routes(host);
-        let route = routes
-            .match_path(path)
-            .or(routes.default.as_ref())
-            .unwrap_or(&self.controller_default);
+        let route = match routes.match_path(path) {
+            Ok(matched) => matched
+                .or(routes.default.as_ref())
+                .unwrap_or(&self.controller_default),
+            Err(Exhausted) => &self.regex_exhausted,
+        };
         (routes, route)
     }
 
@@ -462,6 +481,18 @@ impl RouteTable {
             .map(HostRoutes::path_count)
             .sum()
     }
+}
+
+pub(crate) fn regex_exhausted_route() -> Route {
+    Route::new(
+        None,
+        "",
+        String::new(),
+        Target::Respond {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: "500 Internal Server Error: a regex path could not be matched within its limits\n",
+        },
+    )
 }
 
 pub(crate) fn not_found_route() -> Route {

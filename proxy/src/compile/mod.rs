@@ -7,6 +7,7 @@ pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+pub mod path_regex;
 pub mod policy;
 pub mod regex_mode;
 mod tls;
@@ -28,7 +29,7 @@ use switchyard_crds::challenge::{
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
     Canary, CertTable, HostRoutes, PathKind, PrefixRoute, RegexRoute, Rewrite, Route, RouteTable,
-    Target, Upstream, not_found_route,
+    Target, Upstream, not_found_route, regex_exhausted_route,
 };
 
 pub use backend::BackendError;
@@ -121,7 +122,7 @@ impl HostBuilder {
         }
     }
 
-    fn insert_regex(&mut self, regex: regex::Regex, path: &str, route: Arc<Route>) {
+    fn insert_regex(&mut self, regex: path_regex::PathRegex, path: &str, route: Arc<Route>) {
         self.routes.regexes.push(RegexRoute {
             regex,
             pattern_len: path.len(),
@@ -627,10 +628,12 @@ pub fn compile_cached(
         hostless,
         controller_default,
         certs,
-        hsts: settings.hsts,
+        hsts: settings.hsts.clone(),
         access_log: settings.access_log,
         upstream_timeout: settings.upstream_timeout,
         served_ingresses: served_count,
+        config: settings,
+        regex_exhausted: Arc::new(regex_exhausted_route()),
     };
     (table, dedup(c.problems), c.certs_after)
 }

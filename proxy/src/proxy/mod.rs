@@ -189,11 +189,16 @@ impl Proxy {
         };
         let host_label = host_routes.label.clone();
         // `rewrite-target`: the captures come from the normalized path, the query stays.
-        let rewritten = route
+        let (rewritten, rewrite_exhausted) = match route
             .rewrite
             .as_ref()
-            .and_then(|rewrite| rewrite.apply(&path, req.uri().query()))
-            .and_then(|uri| PathAndQuery::try_from(uri).ok());
+            .map(|r| r.apply(&path, req.uri().query()))
+        {
+            Some(Ok(uri)) => (uri.and_then(|uri| PathAndQuery::try_from(uri).ok()), false),
+            // The backtracking engine gave up on the captures: answered like the match.
+            Some(Err(_)) => (None, true),
+            None => (None, false),
+        };
         drop(path);
 
         let access_log = self
@@ -227,6 +232,11 @@ impl Proxy {
 
         let mut response = if let Some(answer) = policy_answer {
             answer
+        } else if rewrite_exhausted {
+            local(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error: a regex path could not be matched within its limits\n",
+            )
         } else {
             match target {
                 Target::Respond { status, body } => local(*status, body),
