@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
+use super::serving_config::{self, ServingConfig};
+
 /// The settings that shape the route table and the hot path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControllerConfig {
@@ -18,6 +20,8 @@ pub struct ControllerConfig {
     pub access_log: bool,
     /// `proxy-read-timeout`: how long an upstream may take to send its response headers.
     pub upstream_timeout: Duration,
+    /// Forwarded headers and client addresses, TLS, connections, global defaults.
+    pub serving: ServingConfig,
 }
 
 impl Default for ControllerConfig {
@@ -27,6 +31,7 @@ impl Default for ControllerConfig {
             hsts: Some(hsts_value(HSTS_MAX_AGE, true, false)),
             access_log: true,
             upstream_timeout: Duration::from_secs(60),
+            serving: ServingConfig::default(),
         }
     }
 }
@@ -45,16 +50,17 @@ pub struct ConfigProblem {
 /// Keys ingress-nginx has that Switchyard does not implement (yet). Listed so that a user
 /// learns which of their settings are ignored, rather than guessing.
 fn unsupported(key: &str) -> bool {
-    !matches!(
-        key,
-        "ssl-redirect"
-            | "hsts"
-            | "hsts-max-age"
-            | "hsts-include-subdomains"
-            | "hsts-preload"
-            | "disable-access-log"
-            | "proxy-read-timeout"
-    )
+    !serving_config::KEYS.contains(&key)
+        && !matches!(
+            key,
+            "ssl-redirect"
+                | "hsts"
+                | "hsts-max-age"
+                | "hsts-include-subdomains"
+                | "hsts-preload"
+                | "disable-access-log"
+                | "proxy-read-timeout"
+        )
 }
 
 pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigProblem>) {
@@ -98,6 +104,7 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
             )),
         }
     }
+    config.serving = serving_config::parse(data, &mut problems);
     for key in data.keys().filter(|k| unsupported(k)) {
         problems.push(ConfigProblem {
             key: key.clone(),
@@ -108,7 +115,7 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
     (config, problems)
 }
 
-fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
+pub(crate) fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
     ConfigProblem {
         key: key.to_owned(),
         reason: "InvalidConfigValue",
@@ -117,7 +124,7 @@ fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProbl
 }
 
 /// Go's `strconv.ParseBool`, which ingress-nginx uses for its ConfigMap.
-fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     match value.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),

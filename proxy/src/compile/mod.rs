@@ -7,10 +7,13 @@ pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+pub mod forwarding;
 pub mod path_regex;
 pub mod policy;
 pub mod regex_mode;
+pub mod serving_config;
 mod tls;
+pub mod tls_settings;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,6 @@
 //! Connections are kept alive per endpoint.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -14,11 +13,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::ProxyBody;
+use crate::compile::serving_config::UpstreamPool;
 use crate::routes::UpstreamProtocol;
-
-/// ingress-nginx's `proxy-connect-timeout` default.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Plain = Client<HttpConnector, ProxyBody>;
 type Tls = Client<HttpsConnector<HttpConnector>, ProxyBody>;
@@ -37,9 +33,11 @@ pub enum Chosen<'a> {
 }
 
 impl Clients {
-    pub fn new() -> Self {
+    /// `proxy-connect-timeout`, `upstream-keepalive-connections` and
+    /// `upstream-keepalive-timeout` (ingress-nginx's defaults: 5 s, 320, 60 s).
+    pub fn new(pool: &UpstreamPool) -> Self {
         let mut tcp = HttpConnector::new();
-        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        tcp.set_connect_timeout(Some(pool.connect_timeout));
         tcp.set_nodelay(true);
         // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
         tcp.enforce_http(false);
@@ -47,7 +45,8 @@ impl Clients {
             let mut builder = Client::builder(TokioExecutor::new());
             builder
                 .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_idle_timeout(pool.idle_timeout)
+                .pool_max_idle_per_host(pool.idle_per_endpoint)
                 .timer(TokioTimer::new())
                 .http2_only(http2);
             builder
@@ -80,7 +79,7 @@ impl Clients {
 
 impl Default for Clients {
     fn default() -> Self {
-        Self::new()
+        Self::new(&UpstreamPool::default())
     }
 }
 

@@ -12,8 +12,10 @@ mod headers;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
@@ -29,7 +31,9 @@ use crate::apply::Shared;
 use crate::compile::affinity::Affinity;
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
+use crate::compile::forwarding::{Client, Forwarding, ProxiedAddrs, ip_value};
 use crate::compile::policy::Admission;
+use crate::compile::serving_config::UpstreamPool;
 use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{Canary, HostRoutes, Target, Upstream, UpstreamProtocol};
 
@@ -50,12 +54,16 @@ type LocalBody = BoxBody<Bytes, hyper::Error>;
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What the proxy knows about the downstream connection; built once per connection.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// What the connection's PROXY protocol header said (`use-proxy-protocol`).
+    pub proxied: Option<ProxiedAddrs>,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
+    /// Requests served on this connection so far (`keep-alive-requests`).
+    requests: AtomicU32,
 }
 
 impl ConnInfo {
@@ -63,15 +71,70 @@ impl ConnInfo {
         Self {
             peer,
             tls,
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            proxied: None,
+            peer_ip: ip_value(peer.ip()),
             local_port: HeaderValue::from(local_port),
+            requests: AtomicU32::new(0),
         }
+    }
+
+    pub fn proxied(mut self, proxied: Option<ProxiedAddrs>) -> Self {
+        self.proxied = proxied;
+        self
     }
 
     fn scheme(&self) -> HeaderValue {
         HeaderValue::from_static(if self.tls { "https" } else { "http" })
     }
+
+    /// The X-Forwarded-* values the upstream gets, as ingress-nginx computes them: the
+    /// client's own with `use-forwarded-headers`, else the PROXY protocol's destination port
+    /// (443 means https), else this connection's.
+    fn forwarded(
+        &self,
+        forwarding: &Forwarding,
+        client: &Client,
+        headers: &HeaderMap,
+    ) -> Forwarded {
+        let proxied_https = self.proxied.is_some_and(|p| p.destination_port == 443);
+        Forwarded {
+            real_ip: if client.ip == self.peer.ip() {
+                self.peer_ip.clone()
+            } else {
+                ip_value(client.ip)
+            },
+            forwarded_for: if client.ip == self.peer.ip() && !forwarding.compute_full_forwarded_for
+            {
+                self.peer_ip.clone()
+            } else {
+                forwarding.forwarded_for(client, headers)
+            },
+            host: forwarding.trusted_header(headers, "x-forwarded-host"),
+            port: forwarding
+                .trusted_header(headers, "x-forwarded-port")
+                .or_else(|| self.proxied.map(|p| HeaderValue::from(p.destination_port)))
+                .unwrap_or_else(|| self.local_port.clone()),
+            proto: forwarding
+                .trusted_header(headers, "x-forwarded-proto")
+                .unwrap_or_else(|| {
+                    if proxied_https {
+                        HeaderValue::from_static("https")
+                    } else {
+                        self.scheme()
+                    }
+                }),
+        }
+    }
+}
+
+/// The forwarding headers a request's upstream gets.
+struct Forwarded {
+    real_ip: HeaderValue,
+    forwarded_for: HeaderValue,
+    /// `use-forwarded-headers`: the client's X-Forwarded-Host, which also becomes the Host.
+    host: Option<HeaderValue>,
+    port: HeaderValue,
+    proto: HeaderValue,
 }
 
 /// How a request goes upstream, decided from its route.
@@ -92,11 +155,16 @@ struct Outbound<'a> {
     vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`.
     forwarded_prefix: Option<HeaderValue>,
+    /// X-Forwarded-* and X-Real-IP.
+    forwarded: Forwarded,
+    /// `proxy-connect-timeout` and the `upstream-keepalive-*` settings.
+    pool: &'a UpstreamPool,
 }
 
 pub struct Proxy {
     shared: Arc<Shared>,
-    clients: Clients,
+    /// The upstream pools, rebuilt when the ConfigMap's pool settings change.
+    clients: ArcSwap<(UpstreamPool, Clients)>,
     ids: RequestIds,
     access_log: Option<AccessLog>,
 }
@@ -105,7 +173,11 @@ impl Proxy {
     pub fn new(shared: Arc<Shared>, access_log: Option<AccessLog>) -> Self {
         Self {
             shared,
-            clients: Clients::new(),
+            clients: ArcSwap::from_pointee({
+                let pool = UpstreamPool::default();
+                let clients = Clients::new(&pool);
+                (pool, clients)
+            }),
             ids: RequestIds::new(),
             access_log,
         }
@@ -113,6 +185,18 @@ impl Proxy {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The pools for `pool`'s settings; a change starts new pools (the old ones close as their
+    /// requests finish).
+    fn clients(&self, pool: &UpstreamPool) -> Arc<(UpstreamPool, Clients)> {
+        let current = self.clients.load_full();
+        if current.0 == *pool {
+            return current;
+        }
+        let fresh = Arc::new((pool.clone(), Clients::new(pool)));
+        self.clients.store(fresh.clone());
+        fresh
     }
 
     pub async fn handle(
@@ -132,6 +216,11 @@ impl Proxy {
         let (host_routes, route) = table.route(&normalize_host(raw_host), &path);
         let route = route.clone();
         let policy = route.policy.clone();
+        let serving = &table.config.serving;
+        // The real_ip module: who the request is from, for access rules, limits and logs.
+        let client = serving
+            .forwarding
+            .client(conn.peer.ip(), conn.proxied, req.headers());
         let acme = matches!(route.target, Target::Answer { .. });
         let redirect_to_https = !conn.tls
             && !acme
@@ -139,7 +228,7 @@ impl Proxy {
             && (policy.force_ssl_redirect
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
         // `limit-connections`: this request's slot, held until its response ends.
-        let in_flight = policy.enter(conn.peer.ip());
+        let in_flight = policy.enter(client.ip);
         // The proxy's own answers from the Ingress's policies, in ingress-nginx's order.
         let policy_answer = if acme {
             None
@@ -148,16 +237,12 @@ impl Proxy {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable: an access rule of this path is not supported; see the Ingress's Events\n",
             ))
-        } else if !policy.admits(conn.peer.ip()) {
+        } else if !policy.admits(client.ip) {
             Some(local(StatusCode::FORBIDDEN, "403 Forbidden\n"))
-        } else if matches!(in_flight, Admission::TooMany)
-            || !policy.within_rates(conn.peer.ip(), started)
-        {
-            // ingress-nginx's `limit-req-status-code` default.
-            Some(local(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "503 Service Temporarily Unavailable: too many requests\n",
-            ))
+        } else if matches!(in_flight, Admission::TooMany) {
+            Some(too_many(serving.limit_conn_status))
+        } else if !policy.within_rates(client.ip, started) {
+            Some(too_many(serving.limit_req_status))
         } else if redirect_to_https {
             Some(redirect_https(host_routes, raw_host, req.uri()))
         } else if let Some((code, location)) = &policy.redirect {
@@ -173,7 +258,7 @@ impl Proxy {
             Some(preflight)
         } else if too_large(
             req.headers(),
-            policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            policy.body_limit.unwrap_or(serving.body_limit),
         ) {
             Some(local(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -207,7 +292,7 @@ impl Proxy {
             .filter(|_| table.access_log && policy.access_log != Some(false));
         let log = access_log.map(|_| {
             LogFields::capture(
-                conn.peer.ip(),
+                client.ip,
                 req.method(),
                 req.uri(),
                 req.version(),
@@ -215,6 +300,7 @@ impl Proxy {
             )
         });
         let method = method_label(req.method());
+        let version = req.version();
         let origin = policy
             .cors
             .as_ref()
@@ -277,11 +363,34 @@ impl Proxy {
                         }),
                         vhost: policy.upstream_vhost.clone(),
                         forwarded_prefix: policy.forwarded_prefix.clone(),
+                        forwarded: conn.forwarded(&serving.forwarding, &client, req.headers()),
+                        pool: &serving.upstream,
                     };
-                    self.forward(&conn, plan, target, req, &mut upstream).await
+                    self.forward(plan, target, req, &mut upstream).await
                 }
             }
         };
+        // `hide-headers`, and `server-tokens` (off: no Server header, as ingress-nginx clears it).
+        for name in &serving.hide_headers {
+            response.headers_mut().remove(name);
+        }
+        if serving.server_tokens {
+            response
+                .headers_mut()
+                .insert(header::SERVER, HeaderValue::from_static(SERVER_TOKEN));
+        } else {
+            response.headers_mut().remove(header::SERVER);
+        }
+        // `keep-alive-requests`: the last request a connection may carry closes it.
+        let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if served >= serving.listener.keep_alive_requests
+            && version < Version::HTTP_2
+            && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(hsts) = hsts {
             response
                 .headers_mut()
@@ -322,7 +431,6 @@ impl Proxy {
 
     async fn forward(
         &self,
-        conn: &ConnInfo,
         plan: Outbound<'_>,
         upstream: &Upstream,
         mut req: Request<Incoming>,
@@ -337,6 +445,8 @@ impl Proxy {
             affinity,
             vhost,
             forwarded_prefix,
+            forwarded,
+            pool,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -352,7 +462,7 @@ impl Proxy {
         let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
-        upstream_headers(&mut headers, conn, host, upgrade);
+        upstream_headers(&mut headers, forwarded, host, upgrade);
         for (name, value) in extra_headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -371,7 +481,8 @@ impl Proxy {
             (true, false) => (Scheme::HTTPS, Version::HTTP_11),
             (true, true) => (Scheme::HTTPS, Version::HTTP_2),
         };
-        let client = self.clients.get(protocol);
+        let clients = self.clients(pool);
+        let client = clients.1.get(protocol);
         let path_and_query = rewritten
             .or_else(|| parts.uri.path_and_query().cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
@@ -474,7 +585,7 @@ fn to_canary(canary: &Canary, main: &Target, headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and sets the headers ingress-nginx always sends upstream.
 fn upstream_headers(
     headers: &mut HeaderMap,
-    conn: &ConnInfo,
+    forwarded: Forwarded,
     host: Option<HeaderValue>,
     upgrade: Option<HeaderValue>,
 ) {
@@ -492,16 +603,29 @@ fn upstream_headers(
     let set = |headers: &mut HeaderMap, name: &'static str, value: HeaderValue| {
         headers.insert(HeaderName::from_static(name), value);
     };
-    // Not appended to what the client sent: by default ingress-nginx trusts no client
-    // forwarding headers.
-    set(headers, "x-forwarded-for", conn.peer_ip.clone());
-    set(headers, "x-real-ip", conn.peer_ip.clone());
-    if let Some(host) = host {
+    // Replacing what the client sent unless the ConfigMap says to trust it
+    // (`use-forwarded-headers`, `compute-full-forwarded-for`).
+    set(headers, "x-forwarded-for", forwarded.forwarded_for);
+    set(headers, "x-real-ip", forwarded.real_ip);
+    // ingress-nginx's `$best_http_host`: a trusted X-Forwarded-Host is also the Host.
+    if let Some(trusted) = forwarded.host {
+        headers.insert(header::HOST, trusted.clone());
+        set(headers, "x-forwarded-host", trusted);
+    } else if let Some(host) = host {
         set(headers, "x-forwarded-host", host);
     }
-    set(headers, "x-forwarded-port", conn.local_port.clone());
-    set(headers, "x-forwarded-proto", conn.scheme());
-    set(headers, "x-scheme", conn.scheme());
+    set(headers, "x-forwarded-port", forwarded.port);
+    set(headers, "x-forwarded-proto", forwarded.proto.clone());
+    set(headers, "x-scheme", forwarded.proto);
+}
+
+/// `server-tokens: "true"`: what the Server header says.
+const SERVER_TOKEN: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
+
+/// The answer beyond a rate or connection limit (`limit-req-status-code`,
+/// `limit-conn-status-code`; 503 by default).
+fn too_many(status: StatusCode) -> Response<LocalBody> {
+    local(status, "too many requests\n")
 }
 
 /// The Host header, or the HTTP/2 `:authority`.
@@ -615,9 +739,6 @@ fn cors_preflight(cors: &Cors, origin: Option<&HeaderValue>) -> Option<Response<
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     Some(response)
 }
-
-/// ingress-nginx's default `proxy-body-size`.
-const DEFAULT_BODY_LIMIT: u64 = 1 << 20;
 
 /// A declared body larger than the limit (0: unlimited) is refused before it is read.
 fn too_large(headers: &HeaderMap, limit: u64) -> bool {
