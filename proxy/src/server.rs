@@ -19,8 +19,6 @@ use crate::proxy::{ConnInfo, Proxy};
 use crate::proxy_protocol::{self, Prefixed};
 use crate::tls::TlsFactory;
 
-/// The settings a builder was made for are the controller ConfigMap's (`client-header-timeout`
-/// and `keep-alive` share hyper's one header timer, `http2-max-concurrent-streams`).
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request line and headers together, as ingress-nginx's `large-client-header-buffers`
 /// (4 × 8k); larger gets 431.
@@ -34,6 +32,8 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
     http_builder_for(&Listener::default())
 }
 
+/// The builder for the controller ConfigMap's settings (`client-header-timeout` and
+/// `keep-alive` share hyper's one header timer; `http2-max-concurrent-streams`).
 pub fn http_builder_for(listener: &Listener) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
