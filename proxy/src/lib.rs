@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod model;
 pub mod normalize;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod publish;
 pub mod routes;
 pub mod run;

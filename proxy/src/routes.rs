@@ -9,14 +9,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{HeaderValue, StatusCode};
-use regex::Regex;
 use rustls::sign::CertifiedKey;
 
 use crate::balance::EndpointLoad;
 use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
+use crate::compile::config::ControllerConfig;
 use crate::compile::hash_by::Ring;
 use crate::compile::headers::GlobalHeaders;
+use crate::compile::path_regex::{Exhausted, PathRegex};
 use crate::compile::policy::Policy;
 use crate::compile::regex_mode::RewriteTarget;
 use crate::compile::snippet::Snippet;
@@ -77,19 +78,22 @@ pub struct RouteHash {
 /// A `rewrite-target` with the regex of the path it belongs to (for the captures).
 #[derive(Debug)]
 pub struct Rewrite {
-    pub regex: Regex,
+    pub regex: PathRegex,
     pub target: RewriteTarget,
 }
 
 impl Rewrite {
     /// The upstream path and query for a request whose normalized path is `path`.
-    pub fn apply(&self, path: &str, query: Option<&str>) -> Option<String> {
-        let mut rewritten = encode_path(&self.target.apply(&self.regex, path)?);
+    pub fn apply(&self, path: &str, query: Option<&str>) -> Result<Option<String>, Exhausted> {
+        let Some(target) = self.target.apply(&self.regex, path)? else {
+            return Ok(None);
+        };
+        let mut rewritten = encode_path(&target);
         if let Some(query) = query {
             rewritten.push('?');
             rewritten.push_str(query);
         }
-        Some(rewritten)
+        Ok(Some(rewritten))
     }
 }
 
@@ -110,7 +114,7 @@ pub(crate) fn encode_path(path: &str) -> String {
 /// A path in regex mode: ingress-nginx's `location ~* "^<path>"`.
 #[derive(Clone, Debug)]
 pub(crate) struct RegexRoute {
-    pub(crate) regex: Regex,
+    pub(crate) regex: PathRegex,
     /// Longer patterns are tried first.
     pub(crate) pattern_len: usize,
     pub(crate) route: Arc<Route>,
@@ -369,18 +373,23 @@ pub enum ServerSnippet {
 
 impl HostRoutes {
     /// Longest match wins; an Exact match is as long as the whole request path, so no Prefix
-    /// can beat it, and on a tie Exact is preferred anyway.
-    pub fn match_path(&self, path: &str) -> Option<&Arc<Route>> {
-        if let Some(regex) = self.regexes.iter().find(|r| r.regex.is_match(path)) {
-            return Some(&regex.route);
+    /// can beat it, and on a tie Exact is preferred anyway. A regex the backtracking engine
+    /// gave up on ends the search: a later route must not get a request an earlier regex
+    /// might have claimed.
+    pub fn match_path(&self, path: &str) -> Result<Option<&Arc<Route>>, Exhausted> {
+        for regex in &self.regexes {
+            if regex.regex.is_match(path)? {
+                return Ok(Some(&regex.route));
+            }
         }
         if let Some(route) = self.exact.get(path) {
-            return Some(route);
+            return Ok(Some(route));
         }
-        self.prefixes
+        Ok(self
+            .prefixes
             .iter()
             .find(|p| p.matches(path))
-            .map(|p| &p.route)
+            .map(|p| &p.route))
     }
 
     fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
@@ -453,6 +462,12 @@ pub struct RouteTable {
     pub headers: GlobalHeaders,
     /// How many Ingresses contributed at least one route.
     pub served_ingresses: usize,
+    /// The whole controller ConfigMap, typed: what the listeners, the TLS handshake and the
+    /// hot path read beyond the fields above.
+    pub config: ControllerConfig,
+    /// Answers a request whose regex match the backtracking engine gave up on (nginx answers
+    /// a failed PCRE match with 500).
+    pub(crate) regex_exhausted: Arc<Route>,
 }
 
 impl RouteTable {
@@ -469,6 +484,8 @@ impl RouteTable {
             upstream_timeout: Duration::from_secs(60),
             headers: GlobalHeaders::default(),
             served_ingresses: 0,
+            config: ControllerConfig::default(),
+            regex_exhausted: Arc::new(regex_exhausted_route()),
         }
     }
 
@@ -479,12 +496,15 @@ impl RouteTable {
         (routes, self.route_in(routes, path))
     }
 
-    /// The route for `path` among a host's routes (from [`Self::host_routes`]).
+    /// The route for `path` among a host's routes (from [`Self::host_routes`]); a regex that
+    /// gave up on the path answers like nginx's failed PCRE match.
     pub fn route_in<'a>(&'a self, routes: &'a HostRoutes, path: &str) -> &'a Arc<Route> {
-        routes
-            .match_path(path)
-            .or(routes.default.as_ref())
-            .unwrap_or(&self.controller_default)
+        match routes.match_path(path) {
+            Ok(matched) => matched
+                .or(routes.default.as_ref())
+                .unwrap_or(&self.controller_default),
+            Err(Exhausted) => &self.regex_exhausted,
+        }
     }
 
     /// Every route of the table, each once per place it is used.
@@ -522,6 +542,18 @@ impl RouteTable {
             .map(HostRoutes::path_count)
             .sum()
     }
+}
+
+pub(crate) fn regex_exhausted_route() -> Route {
+    Route::new(
+        None,
+        "",
+        String::new(),
+        Target::Respond {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: "500 Internal Server Error: a regex path could not be matched within its limits\n",
+        },
+    )
 }
 
 pub(crate) fn not_found_route() -> Route {

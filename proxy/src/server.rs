@@ -1,4 +1,4 @@
-//! Accept loops: TcpListener → (TLS) → hyper-util's auto builder (HTTP/1.1 and HTTP/2, with
+//! Accept loops: TcpListener → (PROXY protocol) → (TLS) → hyper-util's auto builder (HTTP/1.1 and HTTP/2, with
 //! upgrades) → the proxy. Stopping a loop hands back its GracefulShutdown so the caller can
 //! drain in-flight requests.
 
@@ -13,52 +13,92 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::compile::serving_config::{Listener, ServingConfig};
+use crate::compile::tls_settings::TlsSettings;
 use crate::proxy::{ConnInfo, Proxy};
+use crate::proxy_protocol::{self, Prefixed};
+use crate::tls::TlsFactory;
 
-/// A client must send its next request's headers within this time, from when the connection
-/// is ready for them: it bounds both a slow sender (slowloris) and an idle keep-alive
-/// connection. ingress-nginx keeps idle connections 75 s, longer than the 60 s idle timeout of
-/// common cloud load balancers, so that the balancer, not the proxy, closes them first.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request line and headers together, as ingress-nginx's `large-client-header-buffers`
 /// (4 × 8k); larger gets 431.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
-/// Concurrent streams per HTTP/2 connection (nginx's `http2_max_concurrent_streams`).
-const MAX_CONCURRENT_STREAMS: u32 = 128;
 
+/// The builder for the default settings: a client must send its next request's headers within
+/// 75 s (ingress-nginx's `keep-alive`) of the connection being ready for them: it bounds both a
+/// slow sender (slowloris) and an idle keep-alive connection, and outlives the 60 s idle
+/// timeout of common cloud load balancers, so that the balancer closes first.
 pub fn http_builder() -> auto::Builder<TokioExecutor> {
+    http_builder_for(&Listener::default())
+}
+
+/// The builder for the controller ConfigMap's settings (`client-header-timeout` and
+/// `keep-alive` share hyper's one header timer; `http2-max-concurrent-streams`).
+pub fn http_builder_for(listener: &Listener) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(listener.header_timeout)
+        .keep_alive(listener.keep_alive)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Duration::from_secs(30))
         .max_header_list_size(MAX_HEADER_BYTES as u32)
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        .max_concurrent_streams(listener.http2_max_concurrent_streams);
     builder
+}
+
+/// What a loop accepts connections with, rebuilt when the ConfigMap's settings change (each
+/// serving thread keeps its own, so no lock is shared).
+struct Accepting {
+    listener: Listener,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<(TlsSettings, TlsAcceptor)>,
+}
+
+impl Accepting {
+    fn refresh(&mut self, serving: &ServingConfig, factory: Option<&TlsFactory>) {
+        if self.listener != serving.listener {
+            self.listener = serving.listener.clone();
+            self.builder = Arc::new(http_builder_for(&self.listener));
+        }
+        let Some(factory) = factory else {
+            return;
+        };
+        if self.tls.as_ref().is_some_and(|(s, _)| *s == serving.tls) {
+            return;
+        }
+        match factory.config(&serving.tls) {
+            Ok(config) => self.tls = Some((serving.tls.clone(), TlsAcceptor::from(config))),
+            // Cannot happen with settings that parsed; keep what works.
+            Err(err) => tracing::error!("the TLS settings cannot be applied: {err}"),
+        }
+    }
 }
 
 /// Accepts until `shutdown` turns true, then returns the handle that drains the connections.
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<TlsFactory>>,
     proxy: Arc<Proxy>,
     mut shutdown: watch::Receiver<bool>,
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(http_builder());
     let local_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut accepting = Accepting {
+        listener: Listener::default(),
+        builder: Arc::new(http_builder()),
+        tls: None,
+    };
     loop {
         let accepted = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Usually out of file descriptors: back off instead of spinning.
@@ -68,16 +108,37 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = Arc::new(ConnInfo::new(peer, local_port, tls.is_some()));
+        accepting.refresh(&proxy.shared().table.load().config.serving, tls.as_deref());
+        let proxy_protocol = accepting
+            .listener
+            .proxy_protocol
+            .then_some(accepting.listener.proxy_protocol_timeout);
+        let acceptor = accepting.tls.as_ref().map(|(_, acceptor)| acceptor.clone());
+        if tls.is_some() && acceptor.is_none() {
+            continue;
+        }
         let open = OpenConnection::new(&proxy);
         let proxy = proxy.clone();
-        let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
         let watcher = graceful.watcher();
-        let builder = builder.clone();
-        let tls = tls.clone();
+        let builder = accepting.builder.clone();
         tokio::spawn(async move {
             let _open = open;
-            let result = match tls {
+            // `use-proxy-protocol`: the header first, or no connection.
+            let (proxied, early) = match proxy_protocol {
+                None => (None, Vec::new()),
+                Some(timeout) => match proxy_protocol::read(&mut stream, timeout).await {
+                    Ok(read) => read,
+                    Err(err) => {
+                        tracing::debug!(%peer, "connection refused: {err}");
+                        return;
+                    }
+                },
+            };
+            let stream = Prefixed::new(early, stream);
+            let info =
+                Arc::new(ConnInfo::new(peer, local_port, acceptor.is_some()).proxied(proxied));
+            let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
+            let result = match acceptor {
                 Some(acceptor) => {
                     let stream =
                         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))

@@ -10,19 +10,20 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
 use crate::proxy::Proxy;
 use crate::server;
+use crate::tls::TlsFactory;
 
 /// What every serving thread gets.
 #[derive(Clone)]
 pub struct Serving {
     pub shared: Arc<Shared>,
     pub access_log: Option<AccessLog>,
-    pub tls: Arc<rustls::ServerConfig>,
+    /// Builds the TLS configuration for the ConfigMap's settings.
+    pub tls: Arc<TlsFactory>,
     pub stop: watch::Receiver<bool>,
     /// How long in-flight requests get to finish after the stop signal.
     pub drain_timeout: Duration,
@@ -83,7 +84,7 @@ fn serve(http: StdListener, https: StdListener, serving: Serving) {
             )),
             tokio::spawn(server::accept_loop(
                 https,
-                Some(TlsAcceptor::from(serving.tls)),
+                Some(serving.tls),
                 proxy,
                 serving.stop,
             )),

@@ -85,6 +85,9 @@ impl Rng {
             "é",
             "\u{0}",
             "(?<=a)",
+            "(?=a)",
+            "(?!",
+            "(a+)+$",
             "\\1",
             "a{1000}{1000}",
             "((((((((((",
@@ -224,6 +227,12 @@ fn hostile_annotation_values_snippets_and_regex_paths_never_panic() {
             (&regex.rewrite_target, regex_mode::location_regex(&path))
         {
             let _ = target.apply(&location, &path);
+        }
+        // Regex paths on both engines, against the path and a hostile one: an answer or a
+        // bounded give-up, never a hang or a panic.
+        if let Ok(location) = regex_mode::location_regex(&path) {
+            let _ = location.is_match(&path);
+            let _ = location.is_match(&format!("{path}{}!", "a".repeat(rng.below(3000))));
         }
 
         let _ = hash_by::parse(&map);

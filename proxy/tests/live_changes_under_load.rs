@@ -488,6 +488,12 @@ async fn five_hundred_changes_under_load_fail_no_request_and_keep_a_websocket_op
     ];
     fixed.extend(backend_service("churn", churn));
     fixed.extend(backend_service("websocket", websocket));
+    // Each load client keeps one connection for the whole test, beyond ingress-nginx's
+    // default of 1000 requests per connection.
+    fixed.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "switchyard-controller"},
+        "data": {"keep-alive-requests": "1000000"},
+    }));
     folder.write_objects("00-fixed.json", &fixed);
     folder.write_objects(
         "10-load-endpoints.json",
@@ -495,7 +501,7 @@ async fn five_hundred_changes_under_load_fail_no_request_and_keep_a_websocket_op
     );
     folder.write_objects("20-churn.json", &[churn_ingress(path_count(0))]);
     folder.write_objects("30-secure.json", &secure_objects(&certs[0]));
-    let proxy = Proxy::start(&folder, &[]).await;
+    let proxy = Proxy::start(&folder, &["--configmap", "default/switchyard-controller"]).await;
 
     let first = get(proxy.http, "load.test", "/").await;
     assert_eq!(

@@ -9,6 +9,8 @@ use http::{HeaderName, HeaderValue};
 
 use super::risk::{Admit, Risk};
 
+use super::serving_config::{self, ServingConfig};
+
 /// The settings that shape the route table and the hot path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ControllerConfig {
@@ -31,6 +33,8 @@ pub struct ControllerConfig {
     /// `custom-http-errors`: upstream statuses every Ingress without its own annotation
     /// replaces with the default backend's answer.
     pub custom_http_errors: Vec<http::StatusCode>,
+    /// Forwarded headers and client addresses, TLS, connections, global defaults.
+    pub serving: ServingConfig,
 }
 
 impl Default for ControllerConfig {
@@ -45,6 +49,7 @@ impl Default for ControllerConfig {
             allowed_response_headers: Vec::new(),
             admit: Admit::default(),
             custom_http_errors: Vec::new(),
+            serving: ServingConfig::default(),
         }
     }
 }
@@ -63,22 +68,23 @@ pub struct ConfigProblem {
 /// Keys ingress-nginx has that Switchyard does not implement (yet). Listed so that a user
 /// learns which of their settings are ignored, rather than guessing.
 fn unsupported(key: &str) -> bool {
-    !matches!(
-        key,
-        "ssl-redirect"
-            | "hsts"
-            | "hsts-max-age"
-            | "hsts-include-subdomains"
-            | "hsts-preload"
-            | "disable-access-log"
-            | "proxy-read-timeout"
-            | "proxy-set-headers"
-            | "add-headers"
-            | "global-allowed-response-headers"
-            | "allow-snippet-annotations"
-            | "annotations-risk-level"
-            | "custom-http-errors"
-    )
+    !serving_config::KEYS.contains(&key)
+        && !matches!(
+            key,
+            "ssl-redirect"
+                | "hsts"
+                | "hsts-max-age"
+                | "hsts-include-subdomains"
+                | "hsts-preload"
+                | "disable-access-log"
+                | "proxy-read-timeout"
+                | "proxy-set-headers"
+                | "add-headers"
+                | "global-allowed-response-headers"
+                | "allow-snippet-annotations"
+                | "annotations-risk-level"
+                | "custom-http-errors"
+        )
         // global-auth-*: read by compile::auth.
         && !super::auth::is_global_auth_key(key)
 }
@@ -126,6 +132,7 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
     }
     config.admit.snippets = bool_key("allow-snippet-annotations", true, &mut problems);
     parse_headers_and_risk(data, &mut config, &mut problems);
+    config.serving = serving_config::parse(data, &mut problems);
     for key in data.keys().filter(|k| unsupported(k)) {
         problems.push(ConfigProblem {
             key: key.clone(),
@@ -206,7 +213,7 @@ fn parse_headers_and_risk(
     }
 }
 
-fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
+pub(crate) fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
     ConfigProblem {
         key: key.to_owned(),
         reason: "InvalidConfigValue",
@@ -215,7 +222,7 @@ fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProbl
 }
 
 /// Go's `strconv.ParseBool`, which ingress-nginx uses for its ConfigMap.
-fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     match value.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),

@@ -9,15 +9,19 @@ mod class;
 pub mod config;
 pub mod cors;
 pub mod custom_errors;
+pub mod forwarding;
 pub mod hash_by;
 pub mod headers;
 pub mod mirror;
+pub mod path_regex;
 pub mod policy;
 pub mod regex_mode;
 pub mod response_rewrite;
 pub mod risk;
+pub mod serving_config;
 pub mod snippet;
 mod tls;
+pub mod tls_settings;
 pub mod upstream;
 
 #[cfg(test)]
@@ -37,7 +41,7 @@ use switchyard_crds::challenge::{
 use crate::model::{ObjectKey, Problem, Severity, Snapshot};
 use crate::routes::{
     Canary, CertTable, HostRoutes, PathKind, PrefixRoute, RegexRoute, Rewrite, Route, RouteHash,
-    RouteTable, ServerSnippet, Target, Upstream, not_found_route,
+    RouteTable, ServerSnippet, Target, Upstream, not_found_route, regex_exhausted_route,
 };
 
 pub use backend::BackendError;
@@ -132,7 +136,7 @@ impl HostBuilder {
         }
     }
 
-    fn insert_regex(&mut self, regex: regex::Regex, path: &str, route: Arc<Route>) {
+    fn insert_regex(&mut self, regex: path_regex::PathRegex, path: &str, route: Arc<Route>) {
         self.routes.regexes.push(RegexRoute {
             regex,
             pattern_len: path.len(),
@@ -680,11 +684,13 @@ pub fn compile_cached(
         hostless,
         controller_default,
         certs,
-        hsts: settings.hsts,
+        hsts: settings.hsts.clone(),
         access_log: settings.access_log,
         upstream_timeout: settings.upstream_timeout,
         headers: global_headers,
         served_ingresses: served_count,
+        config: settings,
+        regex_exhausted: Arc::new(regex_exhausted_route()),
     };
     (table, dedup(c.problems), c.certs_after)
 }

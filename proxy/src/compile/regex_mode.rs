@@ -7,15 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use regex::{Regex, RegexBuilder};
-
 use super::canary::PREFIX;
+use super::path_regex::{Exhausted, PathRegex};
 
 pub const REGEX_SCOPE: &str = "switchyard.dev/regex-scope";
-
-/// Regexes from annotations and paths are bounded: no pattern may make a request slow, and the
-/// `regex` crate's matching time is linear in the input.
-const MAX_PATTERN_SIZE: usize = 256 * 1024;
 
 /// What one Ingress's annotations ask for.
 #[derive(Clone, Debug, Default)]
@@ -98,20 +93,22 @@ impl RewriteTarget {
         })
     }
 
-    /// The new path for `path`, matched by `regex` (the location's regex); `None` when it
+    /// The new path for `path`, matched by `regex` (the location's regex); `Ok(None)` when it
     /// does not match.
-    pub fn apply(&self, regex: &Regex, path: &str) -> Option<String> {
-        let captures = regex.captures(path)?;
+    pub fn apply(&self, regex: &PathRegex, path: &str) -> Result<Option<String>, Exhausted> {
+        let Some(captures) = regex.captures(path)? else {
+            return Ok(None);
+        };
         let mut out = String::with_capacity(self.template.len() + path.len());
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
                 Part::Capture(i) => {
-                    out.push_str(captures.get(*i).map_or("", |m| m.as_str()));
+                    out.push_str(captures.get(*i).unwrap_or(""));
                 }
             }
         }
-        Some(out)
+        Ok(Some(out))
     }
 }
 
@@ -168,12 +165,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (RegexAnnotations, Vec<(
     )
 }
 
-/// A path as ingress-nginx's regex location: `~* "^<path>"`.
-pub fn location_regex(path: &str) -> Result<Regex, regex::Error> {
-    RegexBuilder::new(&format!("^{path}"))
-        .case_insensitive(true)
-        .size_limit(MAX_PATTERN_SIZE)
-        .build()
+/// A path as ingress-nginx's regex location: `~* "^<path>"`, on the linear-time engine where
+/// the pattern allows, on the bounded backtracking one otherwise.
+pub fn location_regex(path: &str) -> Result<PathRegex, String> {
+    PathRegex::new(&format!("^{path}"))
 }
 
 /// Whether a path written with pathType Exact or Prefix looks like a regex (old manifests did
@@ -204,22 +199,29 @@ mod tests {
         let regex = location_regex("/api/v1/?(.*)").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             target.apply(&regex, "/api/v1/users/7"),
-            Some("/users/7".into())
+            Ok(Some("/users/7".into()))
         );
-        assert_eq!(target.apply(&regex, "/API/V1"), Some("/".into()));
-        assert_eq!(target.apply(&regex, "/other"), None);
+        assert_eq!(target.apply(&regex, "/API/V1"), Ok(Some("/".into())));
+        assert_eq!(target.apply(&regex, "/other"), Ok(None));
 
         // `rewrite-target: /` on a plain path: everything goes to `/`, as ingress-nginx does.
         let root = RewriteTarget::parse("/").unwrap_or_else(|e| panic!("{e}"));
         let app = location_regex("/app1").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(root.apply(&app, "/app1/deep/page"), Some("/".into()));
+        assert_eq!(root.apply(&app, "/app1/deep/page"), Ok(Some("/".into())));
 
         let both = RewriteTarget::parse("/v2/$2/x$1").unwrap_or_else(|e| panic!("{e}"));
         let two = location_regex("/(a)/(b)").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(both.apply(&two, "/a/b"), Some("/v2/b/xa".into()));
+        assert_eq!(both.apply(&two, "/a/b"), Ok(Some("/v2/b/xa".into())));
         // A capture the regex does not have is empty, as in nginx.
         let missing = RewriteTarget::parse("/$7").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(missing.apply(&two, "/a/b"), Some("/".into()));
+        assert_eq!(missing.apply(&two, "/a/b"), Ok(Some("/".into())));
+        // Captures from the backtracking engine work the same.
+        let ahead = location_regex("/(?!admin)(\\w+)").unwrap_or_else(|e| panic!("{e}"));
+        assert!(ahead.is_backtracking());
+        assert_eq!(missing.apply(&ahead, "/x"), Ok(Some("/".into())));
+        let first = RewriteTarget::parse("/$1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first.apply(&ahead, "/shop"), Ok(Some("/shop".into())));
+        assert_eq!(first.apply(&ahead, "/admin"), Ok(None));
     }
 
     #[test]
@@ -256,16 +258,17 @@ mod tests {
     #[test]
     fn location_regexes_are_case_insensitive_and_anchored_at_the_start_only() {
         let r = location_regex("/foo").unwrap_or_else(|e| panic!("{e}"));
-        assert!(r.is_match("/FOO"));
-        assert!(
+        assert_eq!(r.is_match("/FOO"), Ok(true));
+        assert_eq!(
             r.is_match("/foobar"),
+            Ok(true),
             "ingress-nginx's regex locations are prefixes"
         );
-        assert!(!r.is_match("/x/foo"));
-        assert!(
-            location_regex("/(?<=a)b").is_err(),
-            "look-behind is not linear-time"
-        );
+        assert_eq!(r.is_match("/x/foo"), Ok(false));
+        let behind = location_regex("/(?<=/)b").unwrap_or_else(|e| panic!("{e}"));
+        assert!(behind.is_backtracking(), "look-behind is not linear-time");
+        assert_eq!(behind.is_match("/b"), Ok(true));
+        assert_eq!(behind.is_match("/xb"), Ok(false));
         assert!(looks_like_regex("/api/v1/?(.*)"));
         assert!(!looks_like_regex("/api/v1"));
     }

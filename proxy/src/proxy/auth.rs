@@ -364,7 +364,8 @@ impl Proxy {
         *subrequest.uri_mut() = uri;
         *subrequest.version_mut() = Version::HTTP_11;
         *subrequest.headers_mut() = headers;
-        let client = self.clients.get(if tls {
+        let clients = self.clients.load_full();
+        let client = clients.1.get(if tls {
             UpstreamProtocol::Https
         } else {
             UpstreamProtocol::Http1

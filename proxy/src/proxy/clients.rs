@@ -17,11 +17,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 
 use super::ProxyBody;
+use crate::compile::serving_config::UpstreamPool;
 use crate::routes::UpstreamProtocol;
-
-/// ingress-nginx's `proxy-connect-timeout` default.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Plain = Client<HttpConnector, ProxyBody>;
 type Tls = Client<HttpsConnector<HttpConnector>, ProxyBody>;
@@ -40,13 +37,11 @@ pub enum Chosen<'a> {
 }
 
 impl Clients {
-    pub fn new() -> Self {
-        Self::with_connect_timeout(CONNECT_TIMEOUT)
-    }
-
-    pub fn with_connect_timeout(connect_timeout: Duration) -> Self {
+    /// `proxy-connect-timeout`, `upstream-keepalive-connections` and
+    /// `upstream-keepalive-timeout` (ingress-nginx's defaults: 5 s, 320, 60 s).
+    pub fn new(pool: &UpstreamPool) -> Self {
         let mut tcp = HttpConnector::new();
-        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_connect_timeout(Some(pool.connect_timeout));
         tcp.set_nodelay(true);
         // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
         tcp.enforce_http(false);
@@ -54,7 +49,8 @@ impl Clients {
             let mut builder = Client::builder(TokioExecutor::new());
             builder
                 .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_idle_timeout(pool.idle_timeout)
+                .pool_max_idle_per_host(pool.idle_per_endpoint)
                 .timer(TokioTimer::new())
                 .http2_only(http2);
             builder
@@ -85,36 +81,40 @@ impl Clients {
     }
 }
 
-/// `proxy-connect-timeout`: the connector owns the timeout, so each value has clients (and
-/// pools) of its own. Looked up without a lock; a value seen for the first time is added by
-/// copy-on-write, once.
+/// `proxy-connect-timeout` of an Ingress: the connector owns the timeout, so each value has
+/// clients (and pools) of their own, with the ConfigMap's other pool settings. Looked up without
+/// a lock; a value seen for the first time is added by copy-on-write, once.
 #[derive(Default)]
 pub struct TimedClients {
-    by_timeout: ArcSwap<HashMap<Duration, Arc<Clients>>>,
+    by_pool: ArcSwap<HashMap<UpstreamPool, Arc<Clients>>>,
 }
 
 impl TimedClients {
-    pub fn get(&self, timeout: Duration) -> Arc<Clients> {
-        if let Some(clients) = self.by_timeout.load().get(&timeout) {
+    pub fn get(&self, pool: &UpstreamPool, timeout: Duration) -> Arc<Clients> {
+        let pool = UpstreamPool {
+            connect_timeout: timeout,
+            ..pool.clone()
+        };
+        if let Some(clients) = self.by_pool.load().get(&pool) {
             return clients.clone();
         }
         let mut made = None;
-        self.by_timeout.rcu(|current| {
+        self.by_pool.rcu(|current| {
             let mut next = HashMap::clone(current);
             let clients = next
-                .entry(timeout)
-                .or_insert_with(|| Arc::new(Clients::with_connect_timeout(timeout)))
+                .entry(pool.clone())
+                .or_insert_with(|| Arc::new(Clients::new(&pool)))
                 .clone();
             made = Some(clients);
             next
         });
-        made.unwrap_or_else(|| Arc::new(Clients::with_connect_timeout(timeout)))
+        made.unwrap_or_else(|| Arc::new(Clients::new(&pool)))
     }
 }
 
 impl Default for Clients {
     fn default() -> Self {
-        Self::new()
+        Self::new(&UpstreamPool::default())
     }
 }
 

@@ -100,7 +100,8 @@ impl Proxy {
         *req.method_mut() = request.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = headers;
-        let response = match self.clients.get(upstream.protocol) {
+        let clients = self.clients.load_full();
+        let response = match clients.1.get(upstream.protocol) {
             Chosen::Plain(client) => client.request(req),
             Chosen::Tls(client) => client.request(req),
         };

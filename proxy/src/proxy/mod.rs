@@ -20,8 +20,10 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
@@ -38,8 +40,10 @@ use crate::balance;
 use crate::compile::affinity::{Affinity, Mode as AffinityMode, split_value};
 use crate::compile::canary::{Decision, cookie_value};
 use crate::compile::cors::Cors;
+use crate::compile::forwarding::{Client, Forwarding, ProxiedAddrs, ip_value};
 use crate::compile::hash_by;
 use crate::compile::policy::Admission;
+use crate::compile::serving_config::UpstreamPool;
 use crate::compile::snippet::HeaderPattern;
 use crate::compile::upstream::{Balance, Condition, UpstreamPolicy};
 use crate::normalize::{normalize_host, normalize_path};
@@ -64,15 +68,18 @@ type LocalBody = BoxBody<Bytes, hyper::Error>;
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What the proxy knows about the downstream connection; built once per connection.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
     /// The port the request arrived on (`$server_port`).
     pub server_port: u16,
+    /// What the connection's PROXY protocol header said (`use-proxy-protocol`).
+    pub proxied: Option<ProxiedAddrs>,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
-    local_port_number: u16,
+    /// Requests served on this connection so far (`keep-alive-requests`).
+    requests: AtomicU32,
 }
 
 impl ConnInfo {
@@ -81,16 +88,70 @@ impl ConnInfo {
             peer,
             tls,
             server_port: local_port,
-            peer_ip: HeaderValue::from_str(&peer.ip().to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("")),
+            proxied: None,
+            peer_ip: ip_value(peer.ip()),
             local_port: HeaderValue::from(local_port),
-            local_port_number: local_port,
+            requests: AtomicU32::new(0),
         }
+    }
+
+    pub fn proxied(mut self, proxied: Option<ProxiedAddrs>) -> Self {
+        self.proxied = proxied;
+        self
     }
 
     fn scheme(&self) -> HeaderValue {
         HeaderValue::from_static(if self.tls { "https" } else { "http" })
     }
+
+    /// The X-Forwarded-* values the upstream gets, as ingress-nginx computes them: the
+    /// client's own with `use-forwarded-headers`, else the PROXY protocol's destination port
+    /// (443 means https), else this connection's.
+    fn forwarded(
+        &self,
+        forwarding: &Forwarding,
+        client: &Client,
+        headers: &HeaderMap,
+    ) -> Forwarded {
+        let proxied_https = self.proxied.is_some_and(|p| p.destination_port == 443);
+        Forwarded {
+            real_ip: if client.ip == self.peer.ip() {
+                self.peer_ip.clone()
+            } else {
+                ip_value(client.ip)
+            },
+            forwarded_for: if client.ip == self.peer.ip() && !forwarding.compute_full_forwarded_for
+            {
+                self.peer_ip.clone()
+            } else {
+                forwarding.forwarded_for(client, headers)
+            },
+            host: forwarding.trusted_header(headers, "x-forwarded-host"),
+            port: forwarding
+                .trusted_header(headers, "x-forwarded-port")
+                .or_else(|| self.proxied.map(|p| HeaderValue::from(p.destination_port)))
+                .unwrap_or_else(|| self.local_port.clone()),
+            proto: forwarding
+                .trusted_header(headers, "x-forwarded-proto")
+                .unwrap_or_else(|| {
+                    if proxied_https {
+                        HeaderValue::from_static("https")
+                    } else {
+                        self.scheme()
+                    }
+                }),
+        }
+    }
+}
+
+/// The forwarding headers a request's upstream gets.
+struct Forwarded {
+    real_ip: HeaderValue,
+    forwarded_for: HeaderValue,
+    /// `use-forwarded-headers`: the client's X-Forwarded-Host, which also becomes the Host.
+    host: Option<HeaderValue>,
+    port: HeaderValue,
+    proto: HeaderValue,
 }
 
 /// How a request goes upstream, decided from its route.
@@ -122,11 +183,16 @@ struct Outbound<'a> {
     body_limit: u64,
     /// `mirror-target`: where a copy goes.
     mirror: Option<MirrorPlan<'a>>,
+    /// X-Forwarded-* and X-Real-IP.
+    forwarded: Forwarded,
+    /// `proxy-connect-timeout` and the `upstream-keepalive-*` settings.
+    pool: &'a UpstreamPool,
 }
 
 pub struct Proxy {
     shared: Arc<Shared>,
-    clients: Clients,
+    /// The upstream pools, rebuilt when the ConfigMap's pool settings change.
+    clients: ArcSwap<(UpstreamPool, Clients)>,
     timed_clients: TimedClients,
     mirrors: Mirrors,
     ids: RequestIds,
@@ -137,7 +203,11 @@ impl Proxy {
     pub fn new(shared: Arc<Shared>, access_log: Option<AccessLog>) -> Self {
         Self {
             shared,
-            clients: Clients::new(),
+            clients: ArcSwap::from_pointee({
+                let pool = UpstreamPool::default();
+                let clients = Clients::new(&pool);
+                (pool, clients)
+            }),
             timed_clients: TimedClients::default(),
             mirrors: Mirrors::new(),
             ids: RequestIds::new(),
@@ -147,6 +217,18 @@ impl Proxy {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// The pools for `pool`'s settings; a change starts new pools (the old ones close as their
+    /// requests finish).
+    fn clients(&self, pool: &UpstreamPool) -> Arc<(UpstreamPool, Clients)> {
+        let current = self.clients.load_full();
+        if current.0 == *pool {
+            return current;
+        }
+        let fresh = Arc::new((pool.clone(), Clients::new(pool)));
+        self.clients.store(fresh.clone());
+        fresh
     }
 
     pub async fn handle(
@@ -163,6 +245,11 @@ impl Proxy {
             .and_then(|h| h.to_str().ok())
             .unwrap_or("");
         let path = normalize_path(req.uri().path());
+        let serving = &table.config.serving;
+        // The real_ip module: who the request is from, for access rules, limits and logs.
+        let client = serving
+            .forwarding
+            .client(conn.peer.ip(), conn.proxied, req.headers());
         let host = normalize_host(raw_host);
         let host_routes = table.host_routes(&host);
         // A `server-snippet` runs before the location is chosen, as nginx's server rewrite
@@ -180,7 +267,15 @@ impl Proxy {
                 None,
             ),
             Some(ServerSnippet::Translated(s)) if !s.steps.is_empty() => {
-                let view = request_view(&req, &conn, &host, &host_routes.label, &path, None);
+                let view = request_view(
+                    &req,
+                    &conn,
+                    client.ip,
+                    &host,
+                    &host_routes.label,
+                    &path,
+                    None,
+                );
                 match snippet::rewrite_phase(&s.steps, &view) {
                     snippet::Phase::Respond(response) => (Some(response), None),
                     snippet::Phase::Continue(uri) => (None, uri),
@@ -211,7 +306,7 @@ impl Proxy {
         // The default `no-auth-locations` of ingress-nginx: ACME challenges skip authentication.
         let auth_exempt = acme || path.starts_with(ACME_CHALLENGE_PREFIX);
         // `limit-connections`: this request's slot, held until its response ends.
-        let in_flight = policy.enter(conn.peer.ip());
+        let in_flight = policy.enter(client.ip);
         // The proxy's own answers from the Ingress's policies, in ingress-nginx's order: access
         // first, then the snippet's rewrite phase, then redirects and request checks.
         let access_answer = if server_answer.is_some() {
@@ -223,23 +318,27 @@ impl Proxy {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "503 Service Unavailable: an access rule of this path is not supported; see the Ingress's Events\n",
             ))
-        } else if !policy.admits(conn.peer.ip()) && !policy.satisfy_any() {
+        } else if !policy.admits(client.ip) && !policy.satisfy_any() {
             Some(local(StatusCode::FORBIDDEN, "403 Forbidden\n"))
-        } else if matches!(in_flight, Admission::TooMany)
-            || !policy.within_rates(conn.peer.ip(), started)
-        {
-            // ingress-nginx's `limit-req-status-code` default.
-            Some(local(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "503 Service Temporarily Unavailable: too many requests\n",
-            ))
+        } else if matches!(in_flight, Admission::TooMany) {
+            Some(too_many(serving.limit_conn_status))
+        } else if !policy.within_rates(client.ip, started) {
+            Some(too_many(serving.limit_req_status))
         } else {
             None
         };
         let mut snippet_uri = None;
         let steps = &policy.snippet.steps;
         let phase_answer = if access_answer.is_none() && !acme && !steps.is_empty() {
-            let view = request_view(&req, &conn, &host, &host_routes.label, &path, None);
+            let view = request_view(
+                &req,
+                &conn,
+                client.ip,
+                &host,
+                &host_routes.label,
+                &path,
+                None,
+            );
             match snippet::rewrite_phase(steps, &view) {
                 snippet::Phase::Respond(response) => Some(response),
                 snippet::Phase::Continue(uri) => {
@@ -274,7 +373,7 @@ impl Proxy {
             Some(preflight)
         } else if too_large(
             req.headers(),
-            policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+            policy.body_limit.unwrap_or(serving.body_limit),
         ) {
             Some(local(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -290,11 +389,21 @@ impl Proxy {
         };
         let host_label = host_routes.label.clone();
         // `rewrite-target`: the captures come from the normalized path, the query stays.
-        let rewritten = match &route.rewrite {
-            Some(rewrite) => rewrite.apply(&path, req.uri().query()),
-            None => snippet_uri.or(server_uri),
-        }
-        .and_then(|uri| PathAndQuery::try_from(uri).ok());
+        let (rewritten, rewrite_exhausted) = match route
+            .rewrite
+            .as_ref()
+            .map(|r| r.apply(&path, req.uri().query()))
+        {
+            Some(Ok(uri)) => (uri.and_then(|uri| PathAndQuery::try_from(uri).ok()), false),
+            // The backtracking engine gave up on the captures: answered like the match.
+            Some(Err(_)) => (None, true),
+            None => (
+                snippet_uri
+                    .or(server_uri)
+                    .and_then(|uri| PathAndQuery::try_from(uri).ok()),
+                false,
+            ),
+        };
 
         let access_log = self
             .access_log
@@ -302,7 +411,7 @@ impl Proxy {
             .filter(|_| table.access_log && policy.access_log != Some(false));
         let log = access_log.map(|_| {
             LogFields::capture(
-                conn.peer.ip(),
+                client.ip,
                 req.method(),
                 req.uri(),
                 req.version(),
@@ -310,6 +419,7 @@ impl Proxy {
             )
         });
         let method = method_label(req.method());
+        let version = req.version();
         let origin = policy
             .cors
             .as_ref()
@@ -358,6 +468,7 @@ impl Proxy {
             let view = request_view(
                 &req,
                 &conn,
+                client.ip,
                 &host,
                 &host_routes.label,
                 &path,
@@ -416,6 +527,11 @@ impl Proxy {
 
         let mut response = if let Some(answer) = policy_answer {
             answer
+        } else if rewrite_exhausted {
+            local(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error: a regex path could not be matched within its limits\n",
+            )
         } else {
             match target {
                 Target::Respond { status, body } => local(*status, body),
@@ -454,7 +570,7 @@ impl Proxy {
                             .upstream
                             .as_deref()
                             .unwrap_or(&UpstreamPolicy::DEFAULT),
-                        body_limit: policy.body_limit.unwrap_or(DEFAULT_BODY_LIMIT),
+                        body_limit: policy.body_limit.unwrap_or(serving.body_limit),
                         mirror: policy.mirror.as_deref().map(|mirror| MirrorPlan {
                             mirror,
                             request_uri: req
@@ -463,11 +579,13 @@ impl Proxy {
                                 .map_or("/", |pq| pq.as_str())
                                 .to_owned(),
                         }),
+                        forwarded: conn.forwarded(&serving.forwarding, &client, req.headers()),
+                        pool: &serving.upstream,
                     };
                     // What a custom error page needs of the request, kept only when it may.
                     let error_request = (!policy.custom_errors.is_empty())
                         .then(|| error_pages::ErrorRequest::capture(&req, &route, target));
-                    let mut response = self.forward(&conn, plan, target, req, &mut upstream).await;
+                    let mut response = self.forward(plan, target, req, &mut upstream).await;
                     if let Some(request) = error_request
                         && policy.custom_errors.contains(&response.status())
                     {
@@ -495,6 +613,27 @@ impl Proxy {
                 }
             }
         };
+        // `hide-headers`, and `server-tokens` (off: no Server header, as ingress-nginx clears it).
+        for name in &serving.hide_headers {
+            response.headers_mut().remove(name);
+        }
+        if serving.server_tokens {
+            response
+                .headers_mut()
+                .insert(header::SERVER, HeaderValue::from_static(SERVER_TOKEN));
+        } else {
+            response.headers_mut().remove(header::SERVER);
+        }
+        // `keep-alive-requests`: the last request a connection may carry closes it.
+        let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if served >= serving.listener.keep_alive_requests
+            && version < Version::HTTP_2
+            && response.status() != StatusCode::SWITCHING_PROTOCOLS
+        {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let headers = response.headers_mut();
         if let Some(hsts) = hsts {
             headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
@@ -546,7 +685,6 @@ impl Proxy {
 
     async fn forward(
         &self,
-        conn: &ConnInfo,
         plan: Outbound<'_>,
         upstream: &Upstream,
         mut req: Request<Incoming>,
@@ -567,6 +705,8 @@ impl Proxy {
             policy: up,
             body_limit,
             mirror,
+            forwarded,
+            pool,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -583,7 +723,7 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         let upgrading = upgrade.is_some();
-        upstream_headers(&mut headers, conn, host, upgrade);
+        upstream_headers(&mut headers, forwarded, host, upgrade);
         for (name, value) in extra_headers {
             headers.insert(name, value);
         }
@@ -620,8 +760,9 @@ impl Proxy {
             headers.insert(header::CONNECTION, connection.clone());
         }
         // `proxy-connect-timeout`: a pool of its own, since the connector owns the timeout.
-        let timed = up.connect_timeout.map(|t| self.timed_clients.get(t));
-        let client = timed.as_deref().unwrap_or(&self.clients).get(protocol);
+        let clients = self.clients(pool);
+        let timed = up.connect_timeout.map(|t| self.timed_clients.get(pool, t));
+        let client = timed.as_deref().unwrap_or(&clients.1).get(protocol);
         let path_and_query = rewritten
             .or_else(|| parts.uri.path_and_query().cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
@@ -655,7 +796,7 @@ impl Proxy {
         };
         if let Some(plan) = mirror {
             self.mirrors
-                .send(&self.clients, plan, &parts.method, &headers, &body, timeout);
+                .send(&clients.1, plan, &parts.method, &headers, &body, timeout);
         }
 
         // Affinity: the endpoint the client's cookie leads to, or a new key for it.
@@ -886,7 +1027,7 @@ fn to_canary(
 /// Removes hop-by-hop headers and sets the headers ingress-nginx always sends upstream.
 fn upstream_headers(
     headers: &mut HeaderMap,
-    conn: &ConnInfo,
+    forwarded: Forwarded,
     host: Option<HeaderValue>,
     upgrade: Option<HeaderValue>,
 ) {
@@ -904,22 +1045,36 @@ fn upstream_headers(
     let set = |headers: &mut HeaderMap, name: &'static str, value: HeaderValue| {
         headers.insert(HeaderName::from_static(name), value);
     };
-    // Not appended to what the client sent: by default ingress-nginx trusts no client
-    // forwarding headers.
-    set(headers, "x-forwarded-for", conn.peer_ip.clone());
-    set(headers, "x-real-ip", conn.peer_ip.clone());
-    if let Some(host) = host {
+    // Replacing what the client sent unless the ConfigMap says to trust it
+    // (`use-forwarded-headers`, `compute-full-forwarded-for`).
+    set(headers, "x-forwarded-for", forwarded.forwarded_for);
+    set(headers, "x-real-ip", forwarded.real_ip);
+    // ingress-nginx's `$best_http_host`: a trusted X-Forwarded-Host is also the Host.
+    if let Some(trusted) = forwarded.host {
+        headers.insert(header::HOST, trusted.clone());
+        set(headers, "x-forwarded-host", trusted);
+    } else if let Some(host) = host {
         set(headers, "x-forwarded-host", host);
     }
-    set(headers, "x-forwarded-port", conn.local_port.clone());
-    set(headers, "x-forwarded-proto", conn.scheme());
-    set(headers, "x-scheme", conn.scheme());
+    set(headers, "x-forwarded-port", forwarded.port);
+    set(headers, "x-forwarded-proto", forwarded.proto.clone());
+    set(headers, "x-scheme", forwarded.proto);
+}
+
+/// `server-tokens: "true"`: what the Server header says.
+const SERVER_TOKEN: &str = concat!("switchyard/", env!("CARGO_PKG_VERSION"));
+
+/// The answer beyond a rate or connection limit (`limit-req-status-code`,
+/// `limit-conn-status-code`; 503 by default).
+fn too_many(status: StatusCode) -> Response<LocalBody> {
+    local(status, "too many requests\n")
 }
 
 /// What nginx variables read from this request.
 fn request_view<'a, B>(
     req: &'a Request<B>,
     conn: &ConnInfo,
+    client: std::net::IpAddr,
     host: &'a str,
     server_name: &'a str,
     path: &'a str,
@@ -933,9 +1088,9 @@ fn request_view<'a, B>(
         host,
         server_name,
         path,
-        client: conn.peer.ip(),
+        client,
         client_port: conn.peer.port(),
-        server_port: conn.local_port_number,
+        server_port: conn.server_port,
         tls: conn.tls,
         request_id,
         captures: &[],
@@ -1053,9 +1208,6 @@ fn cors_preflight(cors: &Cors, origin: Option<&HeaderValue>) -> Option<Response<
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     Some(response)
 }
-
-/// ingress-nginx's default `proxy-body-size`.
-const DEFAULT_BODY_LIMIT: u64 = 1 << 20;
 
 /// A declared body larger than the limit (0: unlimited) is refused before it is read.
 fn too_large(headers: &HeaderMap, limit: u64) -> bool {
