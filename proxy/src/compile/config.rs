@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::risk::{Admit, Risk};
+use crate::access_log::LogSettings;
 
 /// The settings that shape the route table and the hot path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +19,8 @@ pub struct ControllerConfig {
     pub hsts: Option<HeaderValue>,
     /// Not `disable-access-log`.
     pub access_log: bool,
+    /// The access log's format and filters (see `config_log`).
+    pub log: LogSettings,
     /// `proxy-read-timeout`: how long an upstream may take to send its response headers.
     pub upstream_timeout: Duration,
     /// `proxy-set-headers` and `add-headers`: the ConfigMaps (`NS/NAME`, or `NAME` next to this
@@ -36,6 +39,7 @@ impl Default for ControllerConfig {
             ssl_redirect: true,
             hsts: Some(hsts_value(HSTS_MAX_AGE, true, false)),
             access_log: true,
+            log: LogSettings::default(),
             upstream_timeout: Duration::from_secs(60),
             proxy_set_headers: None,
             add_headers: None,
@@ -119,7 +123,10 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
     }
     config.admit.snippets = bool_key("allow-snippet-annotations", true, &mut problems);
     parse_headers_and_risk(data, &mut config, &mut problems);
-    for key in data.keys().filter(|k| unsupported(k)) {
+    config.log = super::config_log::parse(data, &mut problems);
+    // The access log's keys are read by `config_log`.
+    let access_log_key = |key: &str| super::config_log::KEYS.contains(&key);
+    for key in data.keys().filter(|k| unsupported(k) && !access_log_key(k)) {
         problems.push(ConfigProblem {
             key: key.clone(),
             reason: "UnsupportedConfigKey",
@@ -183,7 +190,7 @@ fn parse_headers_and_risk(
     }
 }
 
-fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
+pub(super) fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProblem {
     ConfigProblem {
         key: key.to_owned(),
         reason: "InvalidConfigValue",
@@ -192,7 +199,7 @@ fn invalid(key: &str, value: &str, expected: &str, default: &str) -> ConfigProbl
 }
 
 /// Go's `strconv.ParseBool`, which ingress-nginx uses for its ConfigMap.
-fn parse_bool(value: &str) -> Option<bool> {
+pub(super) fn parse_bool(value: &str) -> Option<bool> {
     match value.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),

@@ -6,6 +6,7 @@ mod backend;
 pub mod canary;
 mod class;
 pub mod config;
+mod config_log;
 pub mod cors;
 pub mod custom_errors;
 pub mod hash_by;
@@ -678,6 +679,7 @@ pub fn compile_cached(
         certs,
         hsts: settings.hsts,
         access_log: settings.access_log,
+        log: settings.log,
         upstream_timeout: settings.upstream_timeout,
         headers: global_headers,
         served_ingresses: served_count,

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,7 +32,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{self, AccessLog};
 use crate::apply::Shared;
 use crate::balance;
 use crate::compile::affinity::Affinity;
@@ -63,14 +64,20 @@ type LocalBody = BoxBody<Bytes, hyper::Error>;
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// What the proxy knows about the downstream connection; built once per connection.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
     local_port_number: u16,
+    /// nginx's `$connection` and `$connection_requests`, for the access log.
+    id: u64,
+    requests: AtomicU64,
 }
+
+/// Connection serial numbers, from 1 as nginx counts them.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
 impl ConnInfo {
     pub fn new(peer: SocketAddr, local_port: u16, tls: bool) -> Self {
@@ -81,6 +88,19 @@ impl ConnInfo {
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             local_port: HeaderValue::from(local_port),
             local_port_number: local_port,
+            id: CONNECTIONS.fetch_add(1, Ordering::Relaxed),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a request on this connection; what the access log knows of the connection.
+    fn next_request(&self) -> access_log::Connection {
+        access_log::Connection {
+            peer: self.peer,
+            server_port: self.local_port_number,
+            tls: self.tls,
+            id: self.id,
+            requests: self.requests.fetch_add(1, Ordering::Relaxed) + 1,
         }
     }
 
@@ -151,6 +171,7 @@ impl Proxy {
         mut req: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
+        let connection = conn.next_request();
         // One table for the whole request, even if a new one is swapped in meanwhile.
         let table = self.shared.table.load_full();
         let host_value = request_host(&req);
@@ -290,17 +311,21 @@ impl Proxy {
         }
         .and_then(|uri| PathAndQuery::try_from(uri).ok());
 
-        let access_log = self
-            .access_log
-            .as_ref()
-            .filter(|_| table.access_log && policy.access_log != Some(false));
-        let log = access_log.map(|_| {
+        // Not logged: what `skip-access-log-urls` names, and what ingress-nginx's default server
+        // answers for unknown hosts unless `enable-access-log-for-default-backend`.
+        let default_server = Arc::ptr_eq(&route, &table.controller_default)
+            && std::ptr::eq(host_routes, &table.hostless);
+        let access_log = self.access_log.as_ref().filter(|_| {
+            table.access_log
+                && policy.access_log != Some(false)
+                && table.log.logs(req.uri(), default_server)
+        });
+        let mut log = access_log.map(|_| {
             LogFields::capture(
-                conn.peer.ip(),
-                req.method(),
-                req.uri(),
-                req.version(),
-                req.headers(),
+                table.log.format.clone(),
+                connection,
+                &req,
+                host_value.clone(),
             )
         });
         let method = method_label(req.method());
@@ -380,6 +405,12 @@ impl Proxy {
         drop(path);
         if new_id && let Some(id) = &request_id {
             req.headers_mut().insert("x-request-id", id.clone());
+        }
+        if let Some(log) = &mut log
+            && request_id.is_none()
+            && log.wants_request_id()
+        {
+            log.request_id = Some(self.ids.next());
         }
 
         let mut response = if let Some(answer) = policy_answer {
@@ -489,6 +520,9 @@ impl Proxy {
             pattern.clear(headers);
         }
 
+        if let Some(log) = &mut log {
+            log.capture_response(response.headers());
+        }
         let status = response.status().as_u16();
         let finish = Finish {
             shared: self.shared.clone(),
