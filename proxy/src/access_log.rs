@@ -225,11 +225,13 @@ fn write_loop(format: Format, receiver: Receiver<Entry>, out: Box<dyn Write + Se
     }
 }
 
-/// ingress-nginx's default format.
-pub fn text_line(e: &Entry, out: &mut Vec<u8>) {
+/// ingress-nginx's default format (the writer keeps its own parsed copy).
+#[cfg(test)]
+fn text_line(e: &Entry, out: &mut Vec<u8>) {
     LogFormat::ingress_nginx_default(Escape::Default).render(e, out, &mut Vec::new());
 }
 
+/// `--access-log-format json`.
 pub fn json_line(e: &Entry, out: &mut Vec<u8>) {
     let header =
         |v: Option<&HeaderValue>| v.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
