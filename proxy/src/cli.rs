@@ -131,7 +131,8 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub access_log: bool,
 
-    /// Access log format: ingress-nginx's default line, or one JSON object per line.
+    /// Access log format: ingress-nginx's default line, or one JSON object per line. The
+    /// controller ConfigMap's `log-format-upstream` (or `log-format-escape-*`) replaces it.
     #[arg(long, global = true, value_name = "FORMAT", value_enum, default_value_t = crate::access_log::Format::Text)]
     pub access_log_format: crate::access_log::Format,
 

@@ -11,6 +11,7 @@ use http::uri::Authority;
 use http::{HeaderValue, StatusCode};
 use rustls::sign::CertifiedKey;
 
+use crate::access_log::LogSettings;
 use crate::balance::EndpointLoad;
 use crate::compile::affinity::{Affinity, endpoint_key};
 use crate::compile::canary::CanaryPolicy;
@@ -456,6 +457,8 @@ pub struct RouteTable {
     pub hsts: Option<HeaderValue>,
     /// The ConfigMap did not turn the access log off.
     pub access_log: bool,
+    /// The ConfigMap's access log format and which requests it leaves out.
+    pub log: LogSettings,
     /// How long an upstream may take to send its response headers.
     pub upstream_timeout: Duration,
     /// The controller ConfigMap's `proxy-set-headers` and `add-headers`.
@@ -481,6 +484,7 @@ impl RouteTable {
             certs: CertTable::default(),
             hsts: None,
             access_log: true,
+            log: LogSettings::default(),
             upstream_timeout: Duration::from_secs(60),
             headers: GlobalHeaders::default(),
             served_ingresses: 0,

@@ -111,6 +111,22 @@ fn the_configmap_example_sets_what_the_page_says() {
 }
 
 #[test]
+fn the_access_log_example_is_a_valid_format() {
+    let example = yaml_containing("log-format-upstream");
+    let parsed = parse(&files(&[&example]));
+    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
+    let options = CompileOptions {
+        configmap: Some(ObjectKey::new("switchyard", "switchyard-controller")),
+        ..CompileOptions::default()
+    };
+    let (table, problems) = compile(&parsed.snapshot, &options);
+    assert!(problems.is_empty(), "{problems:?}");
+    let format = table.log.format.as_deref().map(|f| f.escape());
+    assert_eq!(format, Some(switchyard_proxy::access_log::Escape::Json));
+    assert!(table.log.skip.matches("/healthz") && table.log.skip.matches("/metrics/x"));
+}
+
+#[test]
 fn check_prints_what_the_page_shows() {
     let all = blocks();
     let file = |name: &str| {

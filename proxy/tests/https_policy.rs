@@ -232,7 +232,7 @@ async fn tls_hosts_redirect_send_hsts_and_answer_acme_challenges_first() {
         .find(|l| l.contains("\"GET /secure HTTP/2.0\""))
         .unwrap_or_default();
     assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
-    assert!(line.contains("[default-web] [] 127.0.0.1:"), "{line}");
+    assert!(line.contains("[default-web-80] [] 127.0.0.1:"), "{line}");
     // The controller ConfigMap was missing so far: said so, defaults applied.
     assert!(text.contains("MissingConfigMap"), "{text}");
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 
 use super::risk::{Admit, Risk};
+use crate::access_log::LogSettings;
 
 use super::serving_config::{self, ServingConfig};
 
@@ -20,6 +21,8 @@ pub struct ControllerConfig {
     pub hsts: Option<HeaderValue>,
     /// Not `disable-access-log`.
     pub access_log: bool,
+    /// The access log's format and filters (see `config_log`).
+    pub log: LogSettings,
     /// `proxy-read-timeout`: how long an upstream may take to send its response headers.
     pub upstream_timeout: Duration,
     /// `proxy-set-headers` and `add-headers`: the ConfigMaps (`NS/NAME`, or `NAME` next to this
@@ -43,6 +46,7 @@ impl Default for ControllerConfig {
             ssl_redirect: true,
             hsts: Some(hsts_value(HSTS_MAX_AGE, true, false)),
             access_log: true,
+            log: LogSettings::default(),
             upstream_timeout: Duration::from_secs(60),
             proxy_set_headers: None,
             add_headers: None,
@@ -133,7 +137,10 @@ pub fn parse(data: &BTreeMap<String, String>) -> (ControllerConfig, Vec<ConfigPr
     config.admit.snippets = bool_key("allow-snippet-annotations", true, &mut problems);
     parse_headers_and_risk(data, &mut config, &mut problems);
     config.serving = serving_config::parse(data, &mut problems);
-    for key in data.keys().filter(|k| unsupported(k)) {
+    config.log = super::config_log::parse(data, &mut problems);
+    // The access log's keys are read by `config_log`.
+    let access_log_key = |key: &str| super::config_log::KEYS.contains(&key);
+    for key in data.keys().filter(|k| unsupported(k) && !access_log_key(k)) {
         problems.push(ConfigProblem {
             key: key.clone(),
             reason: "UnsupportedConfigKey",

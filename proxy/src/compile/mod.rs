@@ -7,6 +7,7 @@ mod backend;
 pub mod canary;
 mod class;
 pub mod config;
+mod config_log;
 pub mod cors;
 pub mod custom_errors;
 pub mod forwarding;
@@ -686,6 +687,7 @@ pub fn compile_cached(
         certs,
         hsts: settings.hsts.clone(),
         access_log: settings.access_log,
+        log: settings.log.clone(),
         upstream_timeout: settings.upstream_timeout,
         headers: global_headers,
         served_ingresses: served_count,

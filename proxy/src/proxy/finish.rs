@@ -1,12 +1,11 @@
 //! What a request leaves behind when its response ends: its metrics series updated and its
 //! access log line queued. Everything here was captured as cheap clones while the request ran.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
-use http::{HeaderMap, HeaderValue, Method, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Uri, header};
 
 use crate::access_log::{AccessLog, Entry};
 use crate::apply::Shared;
@@ -14,34 +13,8 @@ use crate::limits::InFlight;
 use crate::metrics::Observation;
 use crate::routes::Route;
 
-/// The request line and headers the access log shows.
-pub struct LogFields {
-    pub peer: IpAddr,
-    pub method: Method,
-    pub uri: Uri,
-    pub version: Version,
-    pub referer: Option<HeaderValue>,
-    pub user_agent: Option<HeaderValue>,
-}
-
-impl LogFields {
-    pub fn capture(
-        peer: IpAddr,
-        method: &Method,
-        uri: &Uri,
-        version: Version,
-        headers: &HeaderMap,
-    ) -> Self {
-        Self {
-            peer,
-            method: method.clone(),
-            uri: uri.clone(),
-            version,
-            referer: headers.get(header::REFERER).cloned(),
-            user_agent: headers.get(header::USER_AGENT).cloned(),
-        }
-    }
-}
+/// What the access log needs of the request, captured as it arrives.
+pub use crate::access_log::RequestLog as LogFields;
 
 /// What the proxy learnt from the upstream, when there was one.
 #[derive(Default)]
@@ -108,24 +81,21 @@ impl Finish {
         }
         if let (Some(log), Some(fields)) = (&self.access_log, self.log) {
             log.log(Entry {
+                request: fields,
                 time: jiff::Timestamp::now(),
-                peer: fields.peer,
-                method: fields.method,
-                uri: fields.uri,
-                version: fields.version,
                 host: self.host,
                 status: self.status,
                 body_bytes_sent: body_bytes,
+                bytes_sent: self.response_head_length + body_bytes,
                 request_length: self.request_length,
                 request_time,
-                referer: fields.referer,
-                user_agent: fields.user_agent,
                 request_id: self.request_id,
                 route: self.route,
                 canary: self.canary,
                 upstream_addr: self.upstream.addr,
                 upstream_status: self.upstream.status,
                 upstream_response_time,
+                upstream_header_time: self.upstream.header_time,
             });
         }
     }

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -34,7 +34,7 @@ use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use crate::access_log::AccessLog;
+use crate::access_log::{self, AccessLog};
 use crate::apply::Shared;
 use crate::balance;
 use crate::compile::affinity::{Affinity, Mode as AffinityMode, split_value};
@@ -78,9 +78,14 @@ pub struct ConnInfo {
     pub proxied: Option<ProxiedAddrs>,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
-    /// Requests served on this connection so far (`keep-alive-requests`).
-    requests: AtomicU32,
+    /// nginx's `$connection` and `$connection_requests` (the access log), and
+    /// `keep-alive-requests`.
+    id: u64,
+    requests: AtomicU64,
 }
+
+/// Connection serial numbers, from 1 as nginx counts them.
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
 impl ConnInfo {
     pub fn new(peer: SocketAddr, local_port: u16, tls: bool) -> Self {
@@ -91,7 +96,19 @@ impl ConnInfo {
             proxied: None,
             peer_ip: ip_value(peer.ip()),
             local_port: HeaderValue::from(local_port),
-            requests: AtomicU32::new(0),
+            id: CONNECTIONS.fetch_add(1, Ordering::Relaxed),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts a request on this connection; what the access log knows of the connection.
+    fn next_request(&self) -> access_log::Connection {
+        access_log::Connection {
+            peer: self.peer,
+            server_port: self.server_port,
+            tls: self.tls,
+            id: self.id,
+            requests: self.requests.fetch_add(1, Ordering::Relaxed) + 1,
         }
     }
 
@@ -237,6 +254,7 @@ impl Proxy {
         mut req: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
+        let connection = conn.next_request();
         // One table for the whole request, even if a new one is swapped in meanwhile.
         let table = self.shared.table.load_full();
         let host_value = request_host(&req);
@@ -405,17 +423,21 @@ impl Proxy {
             ),
         };
 
-        let access_log = self
-            .access_log
-            .as_ref()
-            .filter(|_| table.access_log && policy.access_log != Some(false));
-        let log = access_log.map(|_| {
+        // Not logged: what `skip-access-log-urls` names, and what ingress-nginx's default server
+        // answers for unknown hosts unless `enable-access-log-for-default-backend`.
+        let default_server = Arc::ptr_eq(&route, &table.controller_default)
+            && std::ptr::eq(host_routes, &table.hostless);
+        let access_log = self.access_log.as_ref().filter(|_| {
+            table.access_log
+                && policy.access_log != Some(false)
+                && table.log.logs(req.uri(), default_server)
+        });
+        let mut log = access_log.map(|_| {
             LogFields::capture(
-                client.ip,
-                req.method(),
-                req.uri(),
-                req.version(),
-                req.headers(),
+                table.log.format.clone(),
+                connection,
+                &req,
+                host_value.clone(),
             )
         });
         let method = method_label(req.method());
@@ -501,6 +523,12 @@ impl Proxy {
         drop(path);
         if new_id && let Some(id) = &request_id {
             req.headers_mut().insert("x-request-id", id.clone());
+        }
+        if let Some(log) = &mut log
+            && request_id.is_none()
+            && log.wants_request_id()
+        {
+            log.request_id = Some(self.ids.next());
         }
 
         // Authentication (`auth-*`, `satisfy`): nginx's access phase, after every answer of the
@@ -625,8 +653,7 @@ impl Proxy {
             response.headers_mut().remove(header::SERVER);
         }
         // `keep-alive-requests`: the last request a connection may carry closes it.
-        let served = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        if served >= serving.listener.keep_alive_requests
+        if connection.requests >= u64::from(serving.listener.keep_alive_requests)
             && version < Version::HTTP_2
             && response.status() != StatusCode::SWITCHING_PROTOCOLS
         {
@@ -663,6 +690,9 @@ impl Proxy {
             auth::add_cookies(response.headers_mut(), grant, adds);
         }
 
+        if let Some(log) = &mut log {
+            log.capture_response(response.headers());
+        }
         let status = response.status().as_u16();
         let finish = Finish {
             shared: self.shared.clone(),
