@@ -313,6 +313,8 @@ pub struct HostRoutes {
     pub(crate) regexes: Vec<RegexRoute>,
     /// The `spec.defaultBackend` of the oldest Ingress naming this host.
     pub(crate) default: Option<Arc<Route>>,
+    /// `auth-tls-*`: client certificate authentication for this host.
+    pub client_auth: Option<crate::client_auth::HostClientAuth>,
 }
 
 impl HostRoutes {
@@ -399,6 +401,9 @@ pub struct RouteTable {
     pub upstream_timeout: Duration,
     /// How many Ingresses contributed at least one route.
     pub served_ingresses: usize,
+    /// `ssl-passthrough` hosts (with `--enable-ssl-passthrough`) and where their TLS
+    /// connections go.
+    pub passthrough: HashMap<String, Arc<Upstream>>,
 }
 
 impl RouteTable {
@@ -414,6 +419,7 @@ impl RouteTable {
             access_log: true,
             upstream_timeout: Duration::from_secs(60),
             served_ingresses: 0,
+            passthrough: HashMap::new(),
         }
     }
 
@@ -437,7 +443,8 @@ impl RouteTable {
             .flat_map(HostRoutes::routes)
     }
 
-    fn host_routes(&self, host: &str) -> &HostRoutes {
+    /// The routes of a normalized host name (the host-less rules for names no rule names).
+    pub fn host_routes(&self, host: &str) -> &HostRoutes {
         if let Some(routes) = self.exact_hosts.get(host) {
             return routes;
         }

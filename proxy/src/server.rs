@@ -11,9 +11,9 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::{ConnInfo, Proxy};
+use crate::tls::{Accepted, Handshaker};
 
 /// A client must send its next request's headers within this time, from when the connection
 /// is ready for them: it bounds both a slow sender (slowloris) and an idle keep-alive
@@ -46,7 +46,7 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
 /// Accepts until `shutdown` turns true, then returns the handle that drains the connections.
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<Handshaker>>,
     proxy: Arc<Proxy>,
     mut shutdown: watch::Receiver<bool>,
 ) -> GracefulShutdown {
@@ -68,36 +68,42 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = Arc::new(ConnInfo::new(peer, local_port, tls.is_some()));
         let open = OpenConnection::new(&proxy);
         let proxy = proxy.clone();
-        let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
         let watcher = graceful.watcher();
         let builder = builder.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _open = open;
             let result = match tls {
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(err)) => {
-                                tracing::debug!(%peer, "TLS handshake failed: {err}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+                Some(handshaker) => {
+                    let accepted =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshaker.accept(stream))
+                            .await;
+                    let (stream, client) = match accepted {
+                        Ok(Ok(Accepted::Tls(stream, client))) => (stream, client),
+                        Ok(Ok(Accepted::Passthrough(stream, hello, upstream))) => {
+                            crate::passthrough::splice(stream, hello, &upstream).await;
+                            return;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {err}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let info = Arc::new(ConnInfo::new(peer, local_port, true).with_client(client));
+                    let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 None => {
+                    let info = Arc::new(ConnInfo::new(peer, local_port, false));
+                    let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await

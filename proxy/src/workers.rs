@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::access_log::AccessLog;
 use crate::apply::Shared;
@@ -22,7 +21,7 @@ use crate::server;
 pub struct Serving {
     pub shared: Arc<Shared>,
     pub access_log: Option<AccessLog>,
-    pub tls: Arc<rustls::ServerConfig>,
+    pub tls: Arc<crate::tls::Handshaker>,
     pub stop: watch::Receiver<bool>,
     /// How long in-flight requests get to finish after the stop signal.
     pub drain_timeout: Duration,
@@ -83,7 +82,7 @@ fn serve(http: StdListener, https: StdListener, serving: Serving) {
             )),
             tokio::spawn(server::accept_loop(
                 https,
-                Some(TlsAcceptor::from(serving.tls)),
+                Some(serving.tls),
                 proxy,
                 serving.stop,
             )),

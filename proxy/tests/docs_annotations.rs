@@ -15,6 +15,7 @@ fn sample(name: &str) -> &'static str {
         "whitelist-source-range" | "allowlist-source-range" | "denylist-source-range" => {
             "10.0.0.0/8"
         }
+        "auth-tls-match-cn" => "CN=client",
         _ => "x",
     }
 }

@@ -2,12 +2,16 @@
 //! DESIGN.md is a unit test here.
 
 pub mod affinity;
+pub mod auth_tls;
 mod backend;
 pub mod canary;
 mod class;
 pub mod config;
 pub mod cors;
+mod host_tls;
+mod memo;
 pub mod policy;
+pub mod proxy_ssl;
 pub mod regex_mode;
 mod tls;
 
@@ -46,6 +50,8 @@ pub struct CompileOptions {
     pub default_ssl_certificate: Option<ObjectKey>,
     /// `--configmap`: the controller ConfigMap.
     pub configmap: Option<ObjectKey>,
+    /// `--enable-ssl-passthrough`: honour `ssl-passthrough`.
+    pub enable_ssl_passthrough: bool,
 }
 
 impl Default for CompileOptions {
@@ -58,6 +64,7 @@ impl Default for CompileOptions {
             default_backend_service: None,
             default_ssl_certificate: None,
             configmap: None,
+            enable_ssl_passthrough: false,
         }
     }
 }
@@ -155,6 +162,8 @@ struct Compiler<'a> {
     upstreams: HashMap<UpstreamKey, Result<Arc<Upstream>, BackendError>>,
     /// The Ingress being compiled asks for `service-upstream`.
     service_upstream: bool,
+    /// `--enable-ssl-passthrough`.
+    ssl_passthrough: bool,
     problems: Vec<Problem>,
 }
 
@@ -325,6 +334,7 @@ pub fn compile_cached(
         endpoints: backend::EndpointIndex::new(snapshot),
         upstreams: HashMap::new(),
         service_upstream: false,
+        ssl_passthrough: opts.enable_ssl_passthrough,
         certs_before: certs,
         certs_after: CertCache::default(),
         problems: Vec::new(),
@@ -355,6 +365,7 @@ pub fn compile_cached(
     let (mut canaries, canary_ingresses) = canaries(&mut c, &served);
     let (regex_annotations, regex_hosts) = regex_modes(&mut c, &served, &canary_ingresses);
     let mut host_extras: Vec<(ObjectKey, Vec<String>, Arc<policy::Policy>)> = Vec::new();
+    let mut host_tls: Vec<host_tls::HostTls> = Vec::new();
 
     for &(key, ingress) in &served {
         if canary_ingresses.contains(key) {
@@ -575,6 +586,13 @@ pub fn compile_cached(
                 c.problem(INGRESS, key, Severity::Warning, "NothingToServe", message);
             }
             contributed |= claimed;
+            if claimed && host_tls::HostTls::wanted(&policy) {
+                host_tls.push(host_tls::HostTls {
+                    host: host.clone(),
+                    ingress: key.clone(),
+                    policy: policy.clone(),
+                });
+            }
         }
         if contributed {
             served_count += 1;
@@ -604,6 +622,7 @@ pub fn compile_cached(
     for (host, builder) in hosts {
         let mut routes = builder.finish();
         routes.tls_redirect = settings.ssl_redirect && tls_hosts.contains(&host);
+        routes.client_auth = host_tls::client_auth(&host_tls, &host);
         routes.label = Arc::from(match &host {
             HostKey::None => "_".to_owned(),
             other => other.describe(),
@@ -620,6 +639,7 @@ pub fn compile_cached(
     }
     hostless.default = catch_all.map(|(route, _)| route);
     add_aliases_and_www(&mut c, &mut exact_hosts, &host_extras);
+    let passthrough = host_tls::passthrough(&mut c, &host_tls, &exact_hosts);
 
     let table = RouteTable {
         exact_hosts,
@@ -631,6 +651,7 @@ pub fn compile_cached(
         access_log: settings.access_log,
         upstream_timeout: settings.upstream_timeout,
         served_ingresses: served_count,
+        passthrough,
     };
     (table, dedup(c.problems), c.certs_after)
 }
@@ -697,7 +718,7 @@ fn ingress_policy(c: &mut Compiler<'_>, key: &ObjectKey, ingress: &Ingress) -> A
     let Some(annotations) = ingress.metadata.annotations.as_ref() else {
         return Arc::default();
     };
-    let (parsed, findings) = policy::parse(annotations);
+    let (mut parsed, findings) = policy::parse(annotations);
     for finding in findings {
         let message = format!("{}: {}", finding.annotation, finding.message);
         c.problem(INGRESS, key, finding.severity, finding.reason, message);
@@ -706,6 +727,7 @@ fn ingress_policy(c: &mut Compiler<'_>, key: &ObjectKey, ingress: &Ingress) -> A
         let message = format!("its paths answer 503 instead of being served open: {why}");
         c.problem(INGRESS, key, Severity::Error, "FailedClosed", message);
     }
+    host_tls::resolve(c, key, &mut parsed);
     Arc::new(parsed)
 }
 

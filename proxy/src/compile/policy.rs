@@ -125,6 +125,16 @@ pub struct Policy {
     pub max_in_flight: Option<u32>,
     /// Its counter, attached when the table is swapped in.
     pub in_flight: OnceLock<Arc<Concurrency>>,
+    /// `auth-tls-*` as written; compile resolves the Secret into `client_auth`.
+    pub auth_tls: Option<super::auth_tls::AuthTlsSpec>,
+    /// The client authentication the Ingress asks for its hosts (resolved at compile time).
+    pub client_auth: Option<crate::client_auth::HostClientAuth>,
+    /// `proxy-ssl-*` as written; compile resolves the Secret into `upstream_tls`.
+    pub proxy_ssl: Option<super::proxy_ssl::ProxySslSpec>,
+    /// The TLS configuration for HTTPS upstreams (resolved at compile time).
+    pub upstream_tls: Option<Arc<crate::upstream_tls::UpstreamTls>>,
+    /// `ssl-passthrough`.
+    pub ssl_passthrough: bool,
 }
 
 impl Policy {
@@ -159,6 +169,9 @@ impl Policy {
             && !self.service_upstream
             && self.access_log.is_none()
             && self.max_in_flight.is_none()
+            && self.auth_tls.is_none()
+            && self.proxy_ssl.is_none()
+            && !self.ssl_passthrough
     }
 
     /// `limit-connections`: whether this request may proceed, and the slot it then holds (when
@@ -222,6 +235,8 @@ fn handled_elsewhere(name: &str) -> bool {
         || name.starts_with("session-cookie-")
         || name == "affinity"
         || matches!(name, "use-regex" | "rewrite-target" | "enable-cors")
+        || super::auth_tls::handles(name)
+        || super::proxy_ssl::handles(name)
 }
 
 /// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
@@ -235,11 +250,6 @@ const RESTRICTING: &[&str] = &[
     "auth-signin",
     "auth-method",
     "auth-snippet",
-    "auth-tls-secret",
-    "auth-tls-verify-client",
-    "auth-tls-verify-depth",
-    "auth-tls-pass-certificate-to-upstream",
-    "auth-tls-error-page",
     "auth-cache-key",
     "auth-cache-duration",
     "auth-proxy-set-headers",
@@ -352,6 +362,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                     find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not a Service name; ignored"));
                 }
             }
+            "ssl-passthrough" => match parse_bool(value) {
+                Some(b) => policy.ssl_passthrough = b,
+                None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
+            },
             "enable-access-log" => match parse_bool(value) {
                 Some(b) => policy.access_log = Some(b),
                 None => find(name, Severity::Warning, "InvalidAnnotation", format!("{value:?} is not true or false; ignored")),
@@ -425,6 +439,15 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
             },
         }
     }
+    // Client certificates and upstream TLS: parsed together, each in its own module.
+    let (auth_tls, tls_findings, tls_closed) = super::auth_tls::parse(annotations);
+    policy.auth_tls = auth_tls;
+    findings.extend(tls_findings);
+    closed.extend(tls_closed);
+    let (proxy_ssl, ssl_findings, ssl_closed) = super::proxy_ssl::parse(annotations);
+    policy.proxy_ssl = proxy_ssl;
+    findings.extend(ssl_findings);
+    closed.extend(ssl_closed);
     let (cors, cors_problems) = super::cors::parse(annotations);
     policy.cors = cors;
     for (annotation, why) in cors_problems {

@@ -21,7 +21,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 type Plain = Client<HttpConnector, ProxyBody>;
-type Tls = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub(super) type Tls = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 pub struct Clients {
     http1: Plain,
@@ -36,22 +36,31 @@ pub enum Chosen<'a> {
     Tls(&'a Tls),
 }
 
+/// The TCP side of every upstream connection.
+pub(super) fn tcp_connector() -> HttpConnector {
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    tcp.set_nodelay(true);
+    // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
+    tcp.enforce_http(false);
+    tcp
+}
+
+/// A pooling client builder, HTTP/1.1 or HTTP/2 with prior knowledge.
+pub(super) fn client_builder(http2: bool) -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .timer(TokioTimer::new())
+        .http2_only(http2);
+    builder
+}
+
 impl Clients {
     pub fn new() -> Self {
-        let mut tcp = HttpConnector::new();
-        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        tcp.set_nodelay(true);
-        // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
-        tcp.enforce_http(false);
-        let builder = |http2: bool| {
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-                .timer(TokioTimer::new())
-                .http2_only(http2);
-            builder
-        };
+        let tcp = tcp_connector();
+        let builder = client_builder;
         let tls = |alpn: &[&[u8]]| {
             let mut config = rustls::ClientConfig::builder()
                 .dangerous()

@@ -5,9 +5,11 @@
 //! metrics and the access log when it ends.
 
 mod body;
+mod client_cert;
 mod clients;
 mod finish;
 mod headers;
+mod tls_clients;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -33,6 +35,7 @@ use crate::compile::policy::Admission;
 use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{Canary, HostRoutes, Target, Upstream, UpstreamProtocol};
 
+use client_cert::ClientCert;
 use clients::{Chosen, Clients};
 
 pub use body::{ObservedBody, ProxyBody};
@@ -56,6 +59,8 @@ pub struct ConnInfo {
     pub tls: bool,
     peer_ip: HeaderValue,
     local_port: HeaderValue,
+    /// The client authentication the TLS handshake was made for, and its outcome.
+    pub client: Option<Arc<crate::client_auth::ClientSession>>,
 }
 
 impl ConnInfo {
@@ -66,7 +71,13 @@ impl ConnInfo {
             peer_ip: HeaderValue::from_str(&peer.ip().to_string())
                 .unwrap_or_else(|_| HeaderValue::from_static("")),
             local_port: HeaderValue::from(local_port),
+            client: None,
         }
+    }
+
+    pub fn with_client(mut self, client: Option<Arc<crate::client_auth::ClientSession>>) -> Self {
+        self.client = client;
+        self
     }
 
     fn scheme(&self) -> HeaderValue {
@@ -92,6 +103,10 @@ struct Outbound<'a> {
     vhost: Option<HeaderValue>,
     /// `x-forwarded-prefix`.
     forwarded_prefix: Option<HeaderValue>,
+    /// `auth-tls-*`: the `ssl-client-*` headers.
+    client_cert: ClientCert<'a>,
+    /// `proxy-ssl-*`: the route's own upstream TLS configuration.
+    upstream_tls: Option<&'a Arc<crate::upstream_tls::UpstreamTls>>,
 }
 
 pub struct Proxy {
@@ -138,11 +153,22 @@ impl Proxy {
             && !path.starts_with(ACME_CHALLENGE_PREFIX)
             && (policy.force_ssl_redirect
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
+        // `auth-tls-*`: the host's client certificate check comes first, as in nginx.
+        let (client_cert, client_refusal) = match client_cert::check(
+            host_routes.client_auth.as_ref(),
+            &conn,
+            acme || redirect_to_https,
+        ) {
+            Ok(checked) => (checked, None),
+            Err(refused) => (ClientCert::Unchecked, Some(refused)),
+        };
         // `limit-connections`: this request's slot, held until its response ends.
         let in_flight = policy.enter(conn.peer.ip());
         // The proxy's own answers from the Ingress's policies, in ingress-nginx's order.
         let policy_answer = if acme {
             None
+        } else if let Some(refused) = client_refusal {
+            Some(refused.response())
         } else if policy.closed.is_some() {
             Some(local(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -267,6 +293,8 @@ impl Proxy {
                         }),
                         vhost: policy.upstream_vhost.clone(),
                         forwarded_prefix: policy.forwarded_prefix.clone(),
+                        client_cert,
+                        upstream_tls: policy.upstream_tls.as_ref(),
                     };
                     self.forward(&conn, plan, target, req, &mut upstream).await
                 }
@@ -327,6 +355,8 @@ impl Proxy {
             affinity,
             vhost,
             forwarded_prefix,
+            client_cert,
+            upstream_tls,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -343,6 +373,7 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         upstream_headers(&mut headers, conn, host, upgrade);
+        client_cert::set_headers(&mut headers, client_cert);
         for (name, value) in extra_headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -361,7 +392,14 @@ impl Proxy {
             (true, false) => (Scheme::HTTPS, Version::HTTP_11),
             (true, true) => (Scheme::HTTPS, Version::HTTP_2),
         };
-        let client = self.clients.get(protocol);
+        // `proxy-ssl-*`: the route's own configuration, pooled per serving thread.
+        let own_tls = upstream_tls
+            .filter(|_| protocol.is_tls())
+            .map(|tls| tls_clients::client(tls, &upstream.service, protocol.is_http2()));
+        let client = match &own_tls {
+            Some(client) => Chosen::Tls(client),
+            None => self.clients.get(protocol),
+        };
         let path_and_query = rewritten
             .or_else(|| parts.uri.path_and_query().cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
