@@ -291,6 +291,14 @@ mod tests {
                 "web",
                 &[("auth-tls-secret", "nope")],
             ),
+            ingress(
+                "bad-cn",
+                "y.example",
+                "/a",
+                "web",
+                &[("auth-tls-secret", "ca-a"), ("auth-tls-match-cn", "alice")],
+            ),
+            ingress("same-host", "y.example", "/b", "web", &[]),
             ingress("open", "o.example", "/", "web", &[]),
         ];
         let snapshot = snapshot(&docs);
@@ -304,6 +312,11 @@ mod tests {
             Some(HostClientAuth::Unusable(_))
         ));
         assert!(table.host_routes("o.example").client_auth.is_none());
+        // An invalid auth-tls value closes the whole host, not only its own Ingress's paths.
+        assert!(matches!(
+            table.host_routes("y.example").client_auth,
+            Some(HostClientAuth::Unusable(_))
+        ));
         assert!(problems.iter().any(|p| p.reason == "FailedClosed"
             && p.object.name == "broken"
             && p.message.contains("default/nope not found")));

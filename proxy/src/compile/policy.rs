@@ -443,7 +443,13 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
     let (auth_tls, tls_findings, tls_closed) = super::auth_tls::parse(annotations);
     policy.auth_tls = auth_tls;
     findings.extend(tls_findings);
-    closed.extend(tls_closed);
+    if let Some(why) = tls_closed {
+        // The check is the host's: its other Ingresses' paths must not be served without it.
+        policy.client_auth = Some(crate::client_auth::HostClientAuth::Unusable(Arc::from(
+            why.as_str(),
+        )));
+        closed.push(why);
+    }
     let (proxy_ssl, ssl_findings, ssl_closed) = super::proxy_ssl::parse(annotations);
     policy.proxy_ssl = proxy_ssl;
     findings.extend(ssl_findings);
