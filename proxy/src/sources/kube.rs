@@ -64,8 +64,21 @@ fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Sto
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
+    reflect_trimmed(api, config, changed, |_| {})
+}
+
+/// [`reflect`], with `trim` applied to each object before it is stored.
+fn reflect_trimmed<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+    trim: fn(&mut K),
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let stream = reflector::reflector(writer, watcher(api, config).modify(trim)).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -145,6 +158,15 @@ pub async fn run(
         changed.clone(),
     );
 
+    // CA bundles for auth-tls-secret and proxy-ssl-secret are usually generic (Opaque)
+    // Secrets: only the keys those read are kept.
+    let opaque_secrets = reflect_trimmed::<Secret>(
+        api(&client, ns),
+        watcher::Config::default().fields("type=Opaque"),
+        changed.clone(),
+        keep_certificate_keys,
+    );
+
     let config_maps = configmap.as_ref().map(|key| {
         reflect::<ConfigMap>(
             Api::namespaced(client.clone(), &key.namespace),
@@ -164,6 +186,7 @@ pub async fn run(
         services.wait_until_ready().await,
         slices.wait_until_ready().await,
         secrets.wait_until_ready().await,
+        opaque_secrets.wait_until_ready().await,
     ] {
         ready.map_err(|_| KubeError::WatchEnded)?;
     }
@@ -177,7 +200,11 @@ pub async fn run(
             ingress_classes: index(&classes, |c| c.metadata.name.clone().unwrap_or_default()),
             services: index(&services, namespaced_key),
             endpoint_slices: index(&slices, namespaced_key),
-            secrets: index(&secrets, namespaced_key),
+            secrets: {
+                let mut all = index(&opaque_secrets, namespaced_key);
+                all.extend(index(&secrets, namespaced_key));
+                all
+            },
             config_maps: config_maps
                 .as_ref()
                 .map(|store| index(store, namespaced_key))
@@ -189,5 +216,41 @@ pub async fn run(
         changed.notified().await;
         // Let a burst of changes (a rollout touching many EndpointSlices) settle into one compile.
         tokio::time::sleep(DEBOUNCE).await;
+    }
+}
+
+/// The Secret keys the proxy reads from a non-TLS Secret (`auth-tls-secret`,
+/// `proxy-ssl-secret`); everything else of it, annotations included (`kubectl apply` copies the
+/// whole Secret into one), is dropped before it is stored.
+fn keep_certificate_keys(secret: &mut Secret) {
+    const KEYS: [&str; 4] = ["ca.crt", "ca.crl", "tls.crt", "tls.key"];
+    if let Some(data) = secret.data.as_mut() {
+        data.retain(|key, _| KEYS.contains(&key.as_str()));
+    }
+    secret.string_data = None;
+    secret.metadata.annotations = None;
+    secret.metadata.managed_fields = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_secrets_keep_only_certificate_keys() {
+        let mut secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ca", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "type": "Opaque",
+            "data": {"ca.crt": "Y2E=", "password": "c2VjcmV0"},
+        }))
+        .unwrap_or_default();
+        keep_certificate_keys(&mut secret);
+        let keys: Vec<&str> = secret
+            .data
+            .iter()
+            .flat_map(|d| d.keys().map(String::as_str))
+            .collect();
+        assert_eq!(keys, ["ca.crt"]);
+        assert!(secret.metadata.annotations.is_none());
     }
 }
