@@ -140,6 +140,12 @@ pub struct Flags {
     /// nginx's worker processes (default: one per CPU).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_threads: Option<u16>,
+
+    /// Honour the ssl-passthrough annotation: on the TLS listener, connections whose SNI names
+    /// such a host go to its backend untouched (TLS is not terminated). Off by default, as in
+    /// ingress-nginx.
+    #[arg(long, global = true)]
+    pub enable_ssl_passthrough: bool,
 }
 
 impl Flags {
@@ -152,6 +158,7 @@ impl Flags {
             default_backend_service: self.default_backend_service.clone(),
             default_ssl_certificate: self.default_ssl_certificate.clone(),
             configmap: self.configmap.clone(),
+            enable_ssl_passthrough: self.enable_ssl_passthrough,
         }
     }
 }

@@ -360,6 +360,8 @@ pub struct HostRoutes {
     pub(crate) regexes: Vec<RegexRoute>,
     /// The `spec.defaultBackend` of the oldest Ingress naming this host.
     pub(crate) default: Option<Arc<Route>>,
+    /// `auth-tls-*`: client certificate authentication for this host.
+    pub client_auth: Option<crate::client_auth::HostClientAuth>,
     /// The `server-snippet` of the oldest Ingress naming this host that has one.
     pub(crate) server: Option<Arc<ServerSnippet>>,
 }
@@ -471,6 +473,9 @@ pub struct RouteTable {
     /// Answers a request whose regex match the backtracking engine gave up on (nginx answers
     /// a failed PCRE match with 500).
     pub(crate) regex_exhausted: Arc<Route>,
+    /// `ssl-passthrough` hosts (with `--enable-ssl-passthrough`) and where their TLS
+    /// connections go.
+    pub passthrough: HashMap<String, Arc<Upstream>>,
 }
 
 impl RouteTable {
@@ -490,6 +495,7 @@ impl RouteTable {
             served_ingresses: 0,
             config: ControllerConfig::default(),
             regex_exhausted: Arc::new(regex_exhausted_route()),
+            passthrough: HashMap::new(),
         }
     }
 

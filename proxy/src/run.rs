@@ -137,7 +137,11 @@ pub async fn serve(flags: Flags) -> Result<(), RunError> {
     let metrics = bind("--metrics-addr", flags.metrics_addr).await?;
     tracing::info!(http = %flags.http_addr, https = %flags.https_addr, metrics = %flags.metrics_addr, "listening");
 
-    let tls_config = Arc::new(tls::TlsFactory::new(shared.clone(), tls::self_signed()?));
+    let tls_config = Arc::new(tls::Handshaker::new(
+        shared.clone(),
+        tls::self_signed()?,
+        flags.enable_ssl_passthrough,
+    ));
     let access_log = if flags.access_log {
         let log = AccessLog::start(
             flags.access_log_format,

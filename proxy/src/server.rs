@@ -1,4 +1,5 @@
-//! Accept loops: TcpListener → (PROXY protocol) → (TLS) → hyper-util's auto builder (HTTP/1.1 and HTTP/2, with
+//! Accept loops: TcpListener → (PROXY protocol) → (ClientHello: passthrough, or TLS with the
+//! host's configuration) → hyper-util's auto builder (HTTP/1.1 and HTTP/2, with
 //! upgrades) → the proxy. Stopping a loop hands back its GracefulShutdown so the caller can
 //! drain in-flight requests.
 
@@ -9,15 +10,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::compile::serving_config::{Listener, ServingConfig};
 use crate::compile::tls_settings::TlsSettings;
 use crate::proxy::{ConnInfo, Proxy};
 use crate::proxy_protocol::{self, Prefixed};
-use crate::tls::TlsFactory;
+use crate::tls::{Accepted, Handshaker, TlsFactory};
 
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request line and headers together, as ingress-nginx's `large-client-header-buffers`
@@ -56,7 +57,7 @@ pub fn http_builder_for(listener: &Listener) -> auto::Builder<TokioExecutor> {
 struct Accepting {
     listener: Listener,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    tls: Option<(TlsSettings, TlsAcceptor)>,
+    tls: Option<(TlsSettings, Arc<ServerConfig>)>,
 }
 
 impl Accepting {
@@ -72,7 +73,7 @@ impl Accepting {
             return;
         }
         match factory.config(&serving.tls) {
-            Ok(config) => self.tls = Some((serving.tls.clone(), TlsAcceptor::from(config))),
+            Ok(config) => self.tls = Some((serving.tls.clone(), config)),
             // Cannot happen with settings that parsed; keep what works.
             Err(err) => tracing::error!("the TLS settings cannot be applied: {err}"),
         }
@@ -82,7 +83,7 @@ impl Accepting {
 /// Accepts until `shutdown` turns true, then returns the handle that drains the connections.
 pub async fn accept_loop(
     listener: TcpListener,
-    tls: Option<Arc<TlsFactory>>,
+    tls: Option<Arc<Handshaker>>,
     proxy: Arc<Proxy>,
     mut shutdown: watch::Receiver<bool>,
 ) -> GracefulShutdown {
@@ -108,15 +109,21 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        accepting.refresh(&proxy.shared().table.load().config.serving, tls.as_deref());
+        accepting.refresh(
+            &proxy.shared().table.load().config.serving,
+            tls.as_deref().map(Handshaker::factory),
+        );
         let proxy_protocol = accepting
             .listener
             .proxy_protocol
             .then_some(accepting.listener.proxy_protocol_timeout);
-        let acceptor = accepting.tls.as_ref().map(|(_, acceptor)| acceptor.clone());
-        if tls.is_some() && acceptor.is_none() {
-            continue;
-        }
+        let handshake = match (&tls, &accepting.tls) {
+            (Some(handshaker), Some((settings, config))) => {
+                Some((handshaker.clone(), settings.clone(), config.clone()))
+            }
+            (Some(_), None) => continue,
+            (None, _) => None,
+        };
         let open = OpenConnection::new(&proxy);
         let proxy = proxy.clone();
         let watcher = graceful.watcher();
@@ -135,30 +142,41 @@ pub async fn accept_loop(
                 },
             };
             let stream = Prefixed::new(early, stream);
-            let info =
-                Arc::new(ConnInfo::new(peer, local_port, acceptor.is_some()).proxied(proxied));
-            let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
-            let result = match acceptor {
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(err)) => {
-                                tracing::debug!(%peer, "TLS handshake failed: {err}");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
+            let result = match handshake {
+                Some((handshaker, settings, config)) => {
+                    let accepted = tokio::time::timeout(
+                        TLS_HANDSHAKE_TIMEOUT,
+                        handshaker.accept(stream, &config, &settings),
+                    )
+                    .await;
+                    let (stream, client) = match accepted {
+                        Ok(Ok(Accepted::Tls(stream, client))) => (stream, client),
+                        Ok(Ok(Accepted::Passthrough(stream, hello, upstream))) => {
+                            crate::passthrough::splice(stream, hello, &upstream).await;
+                            return;
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {err}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let info = Arc::new(
+                        ConnInfo::new(peer, local_port, true)
+                            .proxied(proxied)
+                            .with_client(client),
+                    );
+                    let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
                 None => {
+                    let info = Arc::new(ConnInfo::new(peer, local_port, false).proxied(proxied));
+                    let service = service_fn(move |req| proxy.clone().handle(info.clone(), req));
                     let conn =
                         builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await

@@ -15,15 +15,15 @@ use crate::access_log::AccessLog;
 use crate::apply::Shared;
 use crate::proxy::Proxy;
 use crate::server;
-use crate::tls::TlsFactory;
 
 /// What every serving thread gets.
 #[derive(Clone)]
 pub struct Serving {
     pub shared: Arc<Shared>,
     pub access_log: Option<AccessLog>,
-    /// Builds the TLS configuration for the ConfigMap's settings.
-    pub tls: Arc<TlsFactory>,
+    /// Chooses each connection's TLS configuration (the ConfigMap's settings, the host's
+    /// client authentication) or hands it over (`ssl-passthrough`).
+    pub tls: Arc<crate::tls::Handshaker>,
     pub stop: watch::Receiver<bool>,
     /// How long in-flight requests get to finish after the stop signal.
     pub drain_timeout: Duration,

@@ -17,6 +17,7 @@ fn sample(name: &str) -> &'static str {
         }
         "auth-type" => "basic",
         "auth-url" => "https://auth.example/check",
+        "auth-tls-match-cn" => "CN=client",
         _ => "x",
     }
 }

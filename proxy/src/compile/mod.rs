@@ -3,6 +3,7 @@
 
 pub mod affinity;
 pub mod auth;
+pub mod auth_tls;
 mod backend;
 pub mod canary;
 mod class;
@@ -13,9 +14,12 @@ pub mod custom_errors;
 pub mod forwarding;
 pub mod hash_by;
 pub mod headers;
+mod host_tls;
+mod memo;
 pub mod mirror;
 pub mod path_regex;
 pub mod policy;
+pub mod proxy_ssl;
 pub mod regex_mode;
 pub mod response_rewrite;
 pub mod risk;
@@ -60,6 +64,8 @@ pub struct CompileOptions {
     pub default_ssl_certificate: Option<ObjectKey>,
     /// `--configmap`: the controller ConfigMap.
     pub configmap: Option<ObjectKey>,
+    /// `--enable-ssl-passthrough`: honour `ssl-passthrough`.
+    pub enable_ssl_passthrough: bool,
 }
 
 impl Default for CompileOptions {
@@ -72,6 +78,7 @@ impl Default for CompileOptions {
             default_backend_service: None,
             default_ssl_certificate: None,
             configmap: None,
+            enable_ssl_passthrough: false,
         }
     }
 }
@@ -171,6 +178,8 @@ struct Compiler<'a> {
     upstreams: HashMap<UpstreamKey, Result<Arc<Upstream>, BackendError>>,
     /// The Ingress being compiled asks for `service-upstream`.
     service_upstream: bool,
+    /// `--enable-ssl-passthrough`.
+    ssl_passthrough: bool,
     problems: Vec<Problem>,
 }
 
@@ -341,6 +350,7 @@ pub fn compile_cached(
         endpoints: backend::EndpointIndex::new(snapshot),
         upstreams: HashMap::new(),
         service_upstream: false,
+        ssl_passthrough: opts.enable_ssl_passthrough,
         certs_before: certs,
         certs_after: CertCache::default(),
         problems: Vec::new(),
@@ -374,6 +384,7 @@ pub fn compile_cached(
     let (regex_annotations, regex_hosts) = regex_modes(&mut c, &served, &canary_ingresses);
     let mut host_extras: Vec<(ObjectKey, Vec<String>, Arc<policy::Policy>)> = Vec::new();
     let global_auth = global_auth(&mut c, opts);
+    let mut host_tls: Vec<host_tls::HostTls> = Vec::new();
 
     for &(key, ingress) in &served {
         if canary_ingresses.contains(key) {
@@ -634,6 +645,13 @@ pub fn compile_cached(
                 }
             }
             contributed |= claimed;
+            if claimed && host_tls::HostTls::wanted(&policy) {
+                host_tls.push(host_tls::HostTls {
+                    host: host.clone(),
+                    ingress: key.clone(),
+                    policy: policy.clone(),
+                });
+            }
         }
         if contributed {
             served_count += 1;
@@ -662,6 +680,7 @@ pub fn compile_cached(
     for (host, builder) in hosts {
         let mut routes = builder.finish();
         routes.tls_redirect = settings.ssl_redirect && tls_hosts.contains(&host);
+        routes.client_auth = host_tls::client_auth(&host_tls, &host);
         routes.label = Arc::from(match &host {
             HostKey::None => "_".to_owned(),
             other => other.describe(),
@@ -678,6 +697,7 @@ pub fn compile_cached(
     }
     hostless.default = catch_all.map(|(route, _)| route);
     add_aliases_and_www(&mut c, &mut exact_hosts, &host_extras);
+    let passthrough = host_tls::passthrough(&mut c, &host_tls, &exact_hosts);
 
     let table = RouteTable {
         exact_hosts,
@@ -693,6 +713,7 @@ pub fn compile_cached(
         served_ingresses: served_count,
         config: settings,
         regex_exhausted: Arc::new(regex_exhausted_route()),
+        passthrough,
     };
     (table, dedup(c.problems), c.certs_after)
 }
@@ -809,6 +830,7 @@ fn ingress_policy(
         let message = format!("its paths answer 503 instead of being served open: {why}");
         c.problem(INGRESS, key, Severity::Error, "FailedClosed", message);
     }
+    host_tls::resolve(c, key, &mut parsed);
     Arc::new(parsed)
 }
 

@@ -144,6 +144,16 @@ pub struct Policy {
     pub auth_spec: super::auth::Spec,
     /// The authentication to apply, once its Secret and ConfigMap are read (or the global one).
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// `auth-tls-*` as written; compile resolves the Secret into `client_auth`.
+    pub auth_tls: Option<super::auth_tls::AuthTlsSpec>,
+    /// The client authentication the Ingress asks for its hosts (resolved at compile time).
+    pub client_auth: Option<crate::client_auth::HostClientAuth>,
+    /// `proxy-ssl-*` as written; compile resolves the Secret into `upstream_tls`.
+    pub proxy_ssl: Option<super::proxy_ssl::ProxySslSpec>,
+    /// The TLS configuration for HTTPS upstreams (resolved at compile time).
+    pub upstream_tls: Option<Arc<crate::upstream_tls::UpstreamTls>>,
+    /// `ssl-passthrough`.
+    pub ssl_passthrough: bool,
 }
 
 impl Policy {
@@ -184,6 +194,9 @@ impl Policy {
             && !self.preserve_trailing_slash
             && self.auth_spec.is_empty()
             && self.auth.is_none()
+            && self.auth_tls.is_none()
+            && self.proxy_ssl.is_none()
+            && !self.ssl_passthrough
     }
 
     /// `satisfy: any` with authentication: a client outside the source ranges may still
@@ -265,17 +278,14 @@ fn handled_elsewhere(name: &str) -> bool {
         || super::mirror::handles(name)
         || super::custom_errors::handles(name)
         || super::auth::handles(name)
+        || super::auth_tls::handles(name)
+        || super::proxy_ssl::handles(name)
 }
 
 /// ingress-nginx annotations that restrict who may use a path. Ignoring one would serve the
 /// path open, so while Switchyard does not implement it the path answers 503.
 const RESTRICTING: &[&str] = &[
     "auth-snippet",
-    "auth-tls-secret",
-    "auth-tls-verify-client",
-    "auth-tls-verify-depth",
-    "auth-tls-pass-certificate-to-upstream",
-    "auth-tls-error-page",
     "stream-snippet",
     "modsecurity-snippet",
     "enable-modsecurity",
@@ -438,6 +448,15 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
                     );
                 }
             }
+            "ssl-passthrough" => match parse_bool(value) {
+                Some(b) => policy.ssl_passthrough = b,
+                None => find(
+                    name,
+                    Severity::Warning,
+                    "InvalidAnnotation",
+                    format!("{value:?} is not true or false; ignored"),
+                ),
+            },
             "enable-access-log" => match parse_bool(value) {
                 Some(b) => policy.access_log = Some(b),
                 None => find(
@@ -563,6 +582,21 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Policy, Vec<Finding>) {
             },
         }
     }
+    // Client certificates and upstream TLS: parsed together, each in its own module.
+    let (auth_tls, tls_findings, tls_closed) = super::auth_tls::parse(annotations);
+    policy.auth_tls = auth_tls;
+    findings.extend(tls_findings);
+    if let Some(why) = tls_closed {
+        // The check is the host's: its other Ingresses' paths must not be served without it.
+        policy.client_auth = Some(crate::client_auth::HostClientAuth::Unusable(Arc::from(
+            why.as_str(),
+        )));
+        closed.push(why);
+    }
+    let (proxy_ssl, ssl_findings, ssl_closed) = super::proxy_ssl::parse(annotations);
+    policy.proxy_ssl = proxy_ssl;
+    findings.extend(ssl_findings);
+    closed.extend(ssl_closed);
     let (cors, mut problems) = super::cors::parse(annotations);
     policy.cors = cors;
     let (upstream, more) = super::upstream::parse(annotations);

@@ -33,6 +33,8 @@ pub enum SecretError {
 #[derive(Debug, Default)]
 pub struct CertCache {
     entries: HashMap<ObjectKey, (u64, Result<Arc<CertifiedKey>, String>)>,
+    /// Client certificate CAs and upstream TLS configurations.
+    pub(super) tls: super::host_tls::TlsMemo,
 }
 
 impl CertCache {

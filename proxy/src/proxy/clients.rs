@@ -21,7 +21,7 @@ use crate::compile::serving_config::UpstreamPool;
 use crate::routes::UpstreamProtocol;
 
 type Plain = Client<HttpConnector, ProxyBody>;
-type Tls = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub(super) type Tls = Client<HttpsConnector<HttpConnector>, ProxyBody>;
 
 pub struct Clients {
     http1: Plain,
@@ -36,25 +36,37 @@ pub enum Chosen<'a> {
     Tls(&'a Tls),
 }
 
+/// The TCP side of every upstream connection.
+pub(super) fn tcp_connector(pool: &UpstreamPool) -> HttpConnector {
+    let mut tcp = HttpConnector::new();
+    tcp.set_connect_timeout(Some(pool.connect_timeout));
+    tcp.set_nodelay(true);
+    // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
+    tcp.enforce_http(false);
+    tcp
+}
+
+/// A pooling client builder, HTTP/1.1 or HTTP/2 with prior knowledge.
+pub(super) fn client_builder(
+    pool: &UpstreamPool,
+    http2: bool,
+) -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(pool.idle_timeout)
+        .pool_max_idle_per_host(pool.idle_per_endpoint)
+        .timer(TokioTimer::new())
+        .http2_only(http2);
+    builder
+}
+
 impl Clients {
     /// `proxy-connect-timeout`, `upstream-keepalive-connections` and
     /// `upstream-keepalive-timeout` (ingress-nginx's defaults: 5 s, 320, 60 s).
     pub fn new(pool: &UpstreamPool) -> Self {
-        let mut tcp = HttpConnector::new();
-        tcp.set_connect_timeout(Some(pool.connect_timeout));
-        tcp.set_nodelay(true);
-        // `https://` URIs need the TCP connector to accept them; the TLS layer wraps it.
-        tcp.enforce_http(false);
-        let builder = |http2: bool| {
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(pool.idle_timeout)
-                .pool_max_idle_per_host(pool.idle_per_endpoint)
-                .timer(TokioTimer::new())
-                .http2_only(http2);
-            builder
-        };
+        let tcp = tcp_connector(pool);
+        let builder = |http2: bool| client_builder(pool, http2);
         let tls = |alpn: &[&[u8]]| {
             let mut config = rustls::ClientConfig::builder()
                 .dangerous()

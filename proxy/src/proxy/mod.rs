@@ -8,6 +8,7 @@
 mod auth;
 mod body;
 mod buffered;
+mod client_cert;
 mod clients;
 mod error_pages;
 mod finish;
@@ -15,6 +16,7 @@ mod headers;
 mod mirror;
 mod snippet;
 mod throttle;
+mod tls_clients;
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -50,6 +52,7 @@ use crate::normalize::{normalize_host, normalize_path};
 use crate::routes::{Canary, HostRoutes, ServerSnippet, Target, Upstream, UpstreamProtocol};
 use crate::variables::RequestView;
 
+use client_cert::ClientCert;
 use clients::{Chosen, Clients, TimedClients};
 use mirror::{MirrorPlan, Mirrors};
 
@@ -82,6 +85,8 @@ pub struct ConnInfo {
     /// `keep-alive-requests`.
     id: u64,
     requests: AtomicU64,
+    /// The client authentication the TLS handshake was made for, and its outcome.
+    pub client: Option<Arc<crate::client_auth::ClientSession>>,
 }
 
 /// Connection serial numbers, from 1 as nginx counts them.
@@ -98,6 +103,7 @@ impl ConnInfo {
             local_port: HeaderValue::from(local_port),
             id: CONNECTIONS.fetch_add(1, Ordering::Relaxed),
             requests: AtomicU64::new(0),
+            client: None,
         }
     }
 
@@ -110,6 +116,11 @@ impl ConnInfo {
             id: self.id,
             requests: self.requests.fetch_add(1, Ordering::Relaxed) + 1,
         }
+    }
+
+    pub fn with_client(mut self, client: Option<Arc<crate::client_auth::ClientSession>>) -> Self {
+        self.client = client;
+        self
     }
 
     pub fn proxied(mut self, proxied: Option<ProxiedAddrs>) -> Self {
@@ -204,6 +215,10 @@ struct Outbound<'a> {
     forwarded: Forwarded,
     /// `proxy-connect-timeout` and the `upstream-keepalive-*` settings.
     pool: &'a UpstreamPool,
+    /// `auth-tls-*`: the `ssl-client-*` headers.
+    client_cert: ClientCert<'a>,
+    /// `proxy-ssl-*`: the route's own upstream TLS configuration.
+    upstream_tls: Option<&'a Arc<crate::upstream_tls::UpstreamTls>>,
 }
 
 pub struct Proxy {
@@ -323,11 +338,23 @@ impl Proxy {
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
         // The default `no-auth-locations` of ingress-nginx: ACME challenges skip authentication.
         let auth_exempt = acme || path.starts_with(ACME_CHALLENGE_PREFIX);
+        // `auth-tls-*`: the host's client certificate check comes first, as in nginx.
+        let (client_cert, client_refusal) = match client_cert::check(
+            host_routes.client_auth.as_ref(),
+            &conn,
+            acme || redirect_to_https,
+        ) {
+            Ok(checked) => (checked, None),
+            Err(refused) => (ClientCert::Unchecked, Some(refused)),
+        };
         // `limit-connections`: this request's slot, held until its response ends.
         let in_flight = policy.enter(client.ip);
         // The proxy's own answers from the Ingress's policies, in ingress-nginx's order: access
         // first, then the snippet's rewrite phase, then redirects and request checks.
-        let access_answer = if server_answer.is_some() {
+        let access_answer = if let Some(refused) = client_refusal.filter(|_| !acme) {
+            // nginx checks the certificate before any rewrite phase runs.
+            Some(refused.response())
+        } else if server_answer.is_some() {
             server_answer
         } else if acme {
             None
@@ -609,6 +636,8 @@ impl Proxy {
                         }),
                         forwarded: conn.forwarded(&serving.forwarding, &client, req.headers()),
                         pool: &serving.upstream,
+                        client_cert,
+                        upstream_tls: policy.upstream_tls.as_ref(),
                     };
                     // What a custom error page needs of the request, kept only when it may.
                     let error_request = (!policy.custom_errors.is_empty())
@@ -737,6 +766,8 @@ impl Proxy {
             mirror,
             forwarded,
             pool,
+            client_cert,
+            upstream_tls,
         } = plan;
         let count = upstream.endpoints.len();
         if count == 0 {
@@ -754,6 +785,7 @@ impl Proxy {
         let mut headers = parts.headers;
         let upgrading = upgrade.is_some();
         upstream_headers(&mut headers, forwarded, host, upgrade);
+        client_cert::set_headers(&mut headers, client_cert);
         for (name, value) in extra_headers {
             headers.insert(name, value);
         }
@@ -792,7 +824,14 @@ impl Proxy {
         // `proxy-connect-timeout`: a pool of its own, since the connector owns the timeout.
         let clients = self.clients(pool);
         let timed = up.connect_timeout.map(|t| self.timed_clients.get(pool, t));
-        let client = timed.as_deref().unwrap_or(&clients.1).get(protocol);
+        // `proxy-ssl-*`: the route's own configuration, pooled per serving thread.
+        let own_tls = upstream_tls
+            .filter(|_| protocol.is_tls())
+            .map(|tls| tls_clients::client(tls, &upstream.service, protocol.is_http2(), pool));
+        let client = match &own_tls {
+            Some(client) => Chosen::Tls(client),
+            None => timed.as_deref().unwrap_or(&clients.1).get(protocol),
+        };
         let path_and_query = rewritten
             .or_else(|| parts.uri.path_and_query().cloned())
             .unwrap_or_else(|| PathAndQuery::from_static("/"));

@@ -64,8 +64,21 @@ fn reflect<K>(api: Api<K>, config: watcher::Config, changed: Arc<Notify>) -> Sto
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
+    reflect_trimmed(api, config, changed, |_| {})
+}
+
+/// [`reflect`], with `trim` applied to each object before it is stored.
+fn reflect_trimmed<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changed: Arc<Notify>,
+    trim: fn(&mut K),
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
     let (reader, writer) = reflector::store::<K>();
-    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
+    let stream = reflector::reflector(writer, watcher(api, config).modify(trim)).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
@@ -145,12 +158,13 @@ pub async fn run(
         watcher::Config::default().fields("type=kubernetes.io/tls"),
         changed.clone(),
     );
-    // Basic-auth Secrets (`kubectl create secret generic`) are Opaque; `auth-secret` may name
-    // any of them, as in ingress-nginx.
-    let auth_secrets = reflect::<Secret>(
+    // Basic-auth Secrets and CA bundles (`auth-secret`, `auth-tls-secret`, `proxy-ssl-secret`;
+    // `kubectl create secret generic`) are Opaque, as in ingress-nginx any of them may be named.
+    let auth_secrets = reflect_trimmed::<Secret>(
         api(&client, ns),
         watcher::Config::default().fields("type=Opaque"),
         changed.clone(),
+        drop_metadata_copies,
     );
 
     // ConfigMaps: the controller's, and those annotations and the controller's point at
@@ -216,5 +230,37 @@ pub async fn run(
         changed.notified().await;
         // Let a burst of changes (a rollout touching many EndpointSlices) settle into one compile.
         tokio::time::sleep(DEBOUNCE).await;
+    }
+}
+
+/// What the proxy never reads of an Opaque Secret: `kubectl apply` copies the whole Secret into
+/// an annotation, and managed fields repeat its layout; dropped before it is stored.
+fn drop_metadata_copies(secret: &mut Secret) {
+    secret.string_data = None;
+    secret.metadata.annotations = None;
+    secret.metadata.managed_fields = None;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opaque_secrets_keep_their_data_without_metadata_copies() {
+        let mut secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "ca", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "type": "Opaque",
+            "data": {"ca.crt": "Y2E=", "password": "c2VjcmV0"},
+        }))
+        .unwrap_or_default();
+        drop_metadata_copies(&mut secret);
+        let keys: Vec<&str> = secret
+            .data
+            .iter()
+            .flat_map(|d| d.keys().map(String::as_str))
+            .collect();
+        // auth-map Secrets have one key per user: all data stays.
+        assert_eq!(keys, ["ca.crt", "password"]);
+        assert!(secret.metadata.annotations.is_none());
     }
 }
