@@ -633,6 +633,66 @@ async fn ewma_sends_most_requests_to_the_faster_endpoint() {
     .await;
 }
 
+/// The controller ConfigMap's `load-balance: ewma` applies to Ingresses without the
+/// annotation; the annotation still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configmap_load_balance_is_the_default_for_ingresses() {
+    let (port, mut listeners) = listeners_on_one_port(2).await;
+    let fast = listeners.pop().expect("second");
+    let slow = listeners.pop().expect("first");
+    serve(slow, |_, _| Answer {
+        status: 200,
+        body: "slow\n".into(),
+        delay: Duration::from_millis(200),
+        ..Answer::default()
+    });
+    serve(fast, |_, _| ok("fast\n"));
+    let folder = Folder::new();
+    let mut objects = vec![class()];
+    objects.push(
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pair"},
+        "spec": {"ports": [{"name": "http", "port": 80}]}}),
+    );
+    objects.push(endpoint_slice(
+        "pair-1",
+        "pair",
+        "http",
+        port,
+        &["127.0.0.1", "127.0.0.2"],
+    ));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "switchyard-controller"},
+        "data": {"load-balance": "ewma"},
+    }));
+    objects.push(site("global", "global.example", "pair", &[]));
+    objects.push(site(
+        "own",
+        "own.example",
+        "pair",
+        &[("load-balance", "round_robin")],
+    ));
+    folder.write_objects("ewma.json", &objects);
+    let proxy = Proxy::start(&folder, &["--configmap", "default/switchyard-controller"]).await;
+
+    let count_fast = |host: &'static str| async move {
+        let mut fast = 0;
+        for _ in 0..20 {
+            if get(proxy.http, host, "/").await.first_line() == "fast" {
+                fast += 1;
+            }
+        }
+        fast
+    };
+    let global = count_fast("global.example").await;
+    assert!(
+        global >= 16,
+        "{global} of 20 to the fast endpoint under the ConfigMap's ewma"
+    );
+    let own = count_fast("own.example").await;
+    assert_eq!(own, 10, "the annotation's round-robin alternates");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_stops_reading_the_body_hits_the_send_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

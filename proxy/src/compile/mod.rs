@@ -810,6 +810,16 @@ fn ingress_policy(
     if parsed.custom_errors.is_empty() {
         parsed.custom_errors = settings.custom_http_errors.clone();
     }
+    // The ConfigMap's `load-balance` for Ingresses without the annotation.
+    let balance_annotation = format!("{}load-balance", canary::PREFIX);
+    if settings.serving.load_balance == serving_config::LoadBalance::Ewma
+        && !annotations.contains_key(&balance_annotation)
+    {
+        parsed
+            .upstream
+            .get_or_insert_with(|| Box::new(upstream::UpstreamPolicy::DEFAULT))
+            .balance = upstream::Balance::Ewma;
+    }
     let mut closed: Vec<String> = parsed.closed.take().into_iter().collect();
     if let Some(reference) = annotations.get(&format!("{}custom-headers", canary::PREFIX)) {
         match headers::custom_headers(
