@@ -693,9 +693,78 @@ async fn the_configmap_load_balance_is_the_default_for_ingresses() {
     assert_eq!(own, 10, "the annotation's round-robin alternates");
 }
 
+/// POSTs a large body to `host` through the proxy on `port`; returns the answer (its head is
+/// enough: the client is still sending) and how long it took.
+async fn stalled_upload(port: u16, host: &str) -> (manifests_common::Reply, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = host.to_owned();
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut read, mut write) = stream.into_split();
+    let size: usize = 256 << 20;
+    let writer = tokio::spawn(async move {
+        let head = format!(
+            "POST /up HTTP/1.1\r\nHost: {host}\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+        );
+        let _ = write.write_all(head.as_bytes()).await;
+        let chunk = vec![b'x'; 1 << 16];
+        for _ in 0..size / chunk.len() {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    // The answer's head is enough: the client is still sending, so the connection stays open.
+    let mut raw = Vec::new();
+    let started = Instant::now();
+    let head = async {
+        let mut buf = [0u8; 4096];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), head).await;
+    writer.abort();
+    (manifests_common::parse_reply(&raw), started.elapsed())
+}
+
+/// The controller ConfigMap's `proxy-send-timeout` for an Ingress without the annotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configmap_send_timeout_applies_to_ingresses_without_the_annotation() {
+    let (port, l) = listener().await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = l.accept().await {
+            held.push(stream);
+        }
+    });
+    let folder = Folder::new();
+    let mut objects = vec![class()];
+    objects.extend(backend_service("deaf", port));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "switchyard-controller"},
+        "data": {"proxy-send-timeout": "1"},
+    }));
+    objects.push(site(
+        "upload",
+        "upload.example",
+        "deaf",
+        &[("proxy-body-size", "0"), ("proxy-next-upstream", "off")],
+    ));
+    folder.write_objects("deaf.json", &objects);
+    let proxy = Proxy::start(&folder, &["--configmap", "default/switchyard-controller"]).await;
+    let (reply, took) = stalled_upload(proxy.http, "upload.example").await;
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(reply.status, 504, "{}", reply.describe());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_stops_reading_the_body_hits_the_send_timeout() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Accepts connections and never reads from them.
     let (port, l) = listener().await;
     tokio::spawn(async move {
@@ -726,43 +795,8 @@ async fn an_upstream_that_stops_reading_the_body_hits_the_send_timeout() {
     folder.write_objects("deaf.json", &objects);
     let proxy = Proxy::start(&folder, &[]).await;
 
-    let stream = tokio::net::TcpStream::connect(("127.0.0.1", proxy.http))
-        .await
-        .expect("connect");
-    let (mut read, mut write) = stream.into_split();
-    let size: usize = 256 << 20;
-    let writer = tokio::spawn(async move {
-        let head = format!(
-            "POST /up HTTP/1.1\r\nHost: upload.example\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
-        );
-        let _ = write.write_all(head.as_bytes()).await;
-        let chunk = vec![b'x'; 1 << 16];
-        for _ in 0..size / chunk.len() {
-            if write.write_all(&chunk).await.is_err() {
-                break;
-            }
-        }
-    });
-    // The answer's head is enough: the client is still sending, so the connection stays open.
-    let mut raw = Vec::new();
-    let started = Instant::now();
-    let head = async {
-        let mut buf = [0u8; 4096];
-        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
-            match read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(20), head).await;
-    writer.abort();
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
-    let reply = manifests_common::parse_reply(&raw);
+    let (reply, took) = stalled_upload(proxy.http, "upload.example").await;
+    assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(reply.status, 504, "{}", reply.describe());
     log_mentions(&proxy, "timed out sending the request (proxy-send-timeout)").await;
     log_mentions(

@@ -36,6 +36,8 @@ pub struct ControllerConfig {
     /// `custom-http-errors`: upstream statuses every Ingress without its own annotation
     /// replaces with the default backend's answer.
     pub custom_http_errors: Vec<http::StatusCode>,
+    /// `proxy-send-timeout`, when the ConfigMap sets it: for Ingresses without the annotation.
+    pub proxy_send_timeout: Option<Duration>,
     /// Forwarded headers and client addresses, TLS, connections, global defaults.
     pub serving: ServingConfig,
 }
@@ -53,6 +55,7 @@ impl Default for ControllerConfig {
             allowed_response_headers: Vec::new(),
             admit: Admit::default(),
             custom_http_errors: Vec::new(),
+            proxy_send_timeout: None,
             serving: ServingConfig::default(),
         }
     }
@@ -88,6 +91,7 @@ fn unsupported(key: &str) -> bool {
                 | "allow-snippet-annotations"
                 | "annotations-risk-level"
                 | "custom-http-errors"
+                | "proxy-send-timeout"
         )
         // global-auth-*: read by compile::auth.
         && !super::auth::is_global_auth_key(key)
@@ -200,6 +204,19 @@ fn parse_headers_and_risk(
                 value,
                 "a comma-separated list of statuses from 400 to 599",
                 "none",
+            )),
+        }
+    }
+    if let Some(value) = data.get("proxy-send-timeout") {
+        match value.trim().parse::<u64>() {
+            Ok(seconds) if seconds > 0 => {
+                config.proxy_send_timeout = Some(Duration::from_secs(seconds));
+            }
+            _ => problems.push(invalid(
+                "proxy-send-timeout",
+                value,
+                "a positive number of seconds",
+                "no send timeout",
             )),
         }
     }

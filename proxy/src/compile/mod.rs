@@ -810,6 +810,16 @@ fn ingress_policy(
     if parsed.custom_errors.is_empty() {
         parsed.custom_errors = settings.custom_http_errors.clone();
     }
+    // The ConfigMap's `proxy-send-timeout` for Ingresses without the annotation.
+    let send_annotation = format!("{}proxy-send-timeout", canary::PREFIX);
+    if let Some(timeout) = settings.proxy_send_timeout
+        && !annotations.contains_key(&send_annotation)
+    {
+        parsed
+            .upstream
+            .get_or_insert_with(|| Box::new(upstream::UpstreamPolicy::DEFAULT))
+            .send_timeout = Some(timeout);
+    }
     // The ConfigMap's `load-balance` for Ingresses without the annotation.
     let balance_annotation = format!("{}load-balance", canary::PREFIX);
     if settings.serving.load_balance == serving_config::LoadBalance::Ewma
