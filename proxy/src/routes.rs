@@ -476,6 +476,9 @@ pub struct RouteTable {
     /// `ssl-passthrough` hosts (with `--enable-ssl-passthrough`) and where their TLS
     /// connections go.
     pub passthrough: HashMap<String, Arc<Upstream>>,
+    /// Some host has client certificate authentication: handshakes look at the ClientHello
+    /// before choosing a configuration (otherwise they need not).
+    pub any_client_auth: bool,
 }
 
 impl RouteTable {
@@ -496,6 +499,7 @@ impl RouteTable {
             config: ControllerConfig::default(),
             regex_exhausted: Arc::new(regex_exhausted_route()),
             passthrough: HashMap::new(),
+            any_client_auth: false,
         }
     }
 

@@ -202,6 +202,13 @@ impl Handshaker {
         default: &Arc<ServerConfig>,
         settings: &TlsSettings,
     ) -> std::io::Result<Accepted<S>> {
+        // Without passthrough or a client-auth host, no host needs another configuration: the
+        // plain handshake, as cheap as it gets.
+        if !self.passthrough && !self.shared.table.load().any_client_auth {
+            let acceptor = tokio_rustls::TlsAcceptor::from(default.clone());
+            let tls = acceptor.accept(Prefixed::new(Vec::new(), stream)).await?;
+            return Ok(Accepted::Tls(Box::new(tls), None));
+        }
         let mut hello = Vec::new();
         if self.passthrough {
             let (read, sni) = passthrough::read_client_hello(&mut stream).await?;

@@ -698,6 +698,11 @@ pub fn compile_cached(
     hostless.default = catch_all.map(|(route, _)| route);
     add_aliases_and_www(&mut c, &mut exact_hosts, &host_extras);
     let passthrough = host_tls::passthrough(&mut c, &host_tls, &exact_hosts);
+    let any_client_auth = exact_hosts
+        .values()
+        .chain(wildcard_hosts.values())
+        .chain(std::iter::once(&hostless))
+        .any(|routes| routes.client_auth.is_some());
 
     let table = RouteTable {
         exact_hosts,
@@ -714,6 +719,7 @@ pub fn compile_cached(
         config: settings,
         regex_exhausted: Arc::new(regex_exhausted_route()),
         passthrough,
+        any_client_auth,
     };
     (table, dedup(c.problems), c.certs_after)
 }
