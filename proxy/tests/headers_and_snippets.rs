@@ -362,3 +362,47 @@ async fn the_configmap_limits_annotation_risk_and_snippets() {
     assert!(log.contains("annotations-risk-level (Medium)"), "{log}");
     assert!(log.contains("allow-snippet-annotations"), "{log}");
 }
+
+/// `rewrite … last` chooses the location again with the new URI (another Ingress's path and
+/// backend here), and a rewrite that never settles ends in nginx's 500 after 10 cycles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_last_chooses_the_location_again() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let api = backend("api").await;
+    let mut objects = class_and_web(web);
+    objects.extend(backend_service("api", api));
+    objects.push(
+        ingress("legacy")
+            .class("switchyard")
+            .annotation(
+                &format!("{NGINX}/configuration-snippet"),
+                "rewrite ^/old/(.*)$ /api/$1 last;",
+            )
+            .rule("shop.example", &[("/old", "Prefix", "web")])
+            .build(),
+    );
+    objects.push(
+        ingress("api")
+            .class("switchyard")
+            .rule("shop.example", &[("/api", "Prefix", "api")])
+            .build(),
+    );
+    objects.push(
+        ingress("loop")
+            .class("switchyard")
+            .annotation(
+                &format!("{NGINX}/configuration-snippet"),
+                "rewrite ^/loop/(.*)$ /loop/$1 last;",
+            )
+            .rule("shop.example", &[("/loop", "Prefix", "web")])
+            .build(),
+    );
+    folder.write_objects("objects.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let reply = get(proxy.http, "shop.example", "/old/users?page=2").await;
+    assert_eq!(reply.first_line(), "api", "{}", reply.body);
+    assert_eq!(reply.body.lines().nth(1), Some("GET /api/users?page=2"));
+    assert_eq!(get(proxy.http, "shop.example", "/loop/x").await.status, 500);
+}

@@ -126,8 +126,10 @@ pub struct SnippetRewrite {
 pub enum RewriteFlag {
     /// No flag: the next step sees the new URI.
     Next,
-    /// `break`, `last`: stop here; the new URI goes upstream.
+    /// `break`: stop here; the new URI goes upstream.
     Break,
+    /// `last`: stop here; the new URI chooses the location again.
+    Last,
     /// `redirect`, or a replacement that is an absolute URL: 302.
     Redirect,
     /// `permanent`: 301.
@@ -317,7 +319,8 @@ fn rewrite_step(
     let flag = match flag {
         None if absolute => RewriteFlag::Redirect,
         None => RewriteFlag::Next,
-        Some("break" | "last") => RewriteFlag::Break,
+        Some("break") => RewriteFlag::Break,
+        Some("last") => RewriteFlag::Last,
         Some("redirect") => RewriteFlag::Redirect,
         Some("permanent") => RewriteFlag::Permanent,
         Some(other) => {
@@ -454,6 +457,7 @@ mod tests {
             "rewrite ^/old/(.*)$ /new/$1 break;\n\
              rewrite ^/go$ https://example.org/;\n\
              rewrite ^/perm$ /target permanent;\n\
+             rewrite ^/again$ /other last;\n\
              return 418 \"short and stout\";\n\
              return https://$host/moved;",
         );
@@ -471,6 +475,7 @@ mod tests {
                 "rewrite Break",
                 "rewrite Redirect",
                 "rewrite Permanent",
+                "rewrite Last",
                 "return 418",
                 "return 302"
             ]

@@ -67,6 +67,9 @@ use headers::{RequestIds, requested_upgrade};
 pub type ResponseBody = ObservedBody;
 type LocalBody = BoxBody<Bytes, hyper::Error>;
 
+/// nginx's bound on `rewrite … last` re-matching the location.
+const MAX_REWRITE_CYCLES: usize = 10;
+
 /// Never redirected to HTTPS: an ACME CA fetches HTTP-01 tokens over plain HTTP.
 const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
 
@@ -312,6 +315,8 @@ impl Proxy {
                 match snippet::rewrite_phase(&s.steps, &view) {
                     snippet::Phase::Respond(response) => (Some(response), None),
                     snippet::Phase::Continue(uri) => (None, uri),
+                    // At server level the location is chosen next anyway.
+                    snippet::Phase::Last(uri) => (None, Some(uri)),
                 }
             }
             _ => (None, None),
@@ -321,14 +326,58 @@ impl Proxy {
             _ => None,
         };
         // After a server-level rewrite the new path chooses the location.
-        let path = match &server_uri {
+        let mut path = match &server_uri {
             Some(uri) => {
                 let new_path = uri.split('?').next().unwrap_or("/");
                 Cow::Owned(normalize_path(new_path).into_owned())
             }
             None => path,
         };
-        let route = table.route_in(host_routes, &path).clone();
+        let mut route = table.route_in(host_routes, &path).clone();
+        // The location's rewrite phase (`configuration-snippet`), worked out before its access
+        // checks, whose answers still win: `rewrite … last` chooses the location again with the
+        // new URI, at most 10 times, as nginx does.
+        let mut location_phase = None;
+        let mut last_uri = None;
+        if !path.starts_with(ACME_CHALLENGE_PREFIX) {
+            for cycle in 0..=MAX_REWRITE_CYCLES {
+                let steps = &route.policy.snippet.steps;
+                if steps.is_empty() || matches!(route.target, Target::Answer { .. }) {
+                    break;
+                }
+                let view = request_view(
+                    &req,
+                    &conn,
+                    client.ip,
+                    &host,
+                    &host_routes.label,
+                    &path,
+                    None,
+                );
+                match snippet::rewrite_phase(steps, &view) {
+                    // `rewrite-target`'s own rewrite comes first and stops the rest.
+                    snippet::Phase::Last(_) if route.rewrite.is_some() => {
+                        location_phase = Some(snippet::Phase::Continue(None));
+                    }
+                    snippet::Phase::Last(_) if cycle == MAX_REWRITE_CYCLES => {
+                        tracing::warn!(host = %host, "rewrite or internal redirection cycle");
+                        location_phase = Some(snippet::Phase::Respond(local(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "500 Internal Server Error: rewrite cycle\n",
+                        )));
+                    }
+                    snippet::Phase::Last(uri) => {
+                        let new_path = uri.split('?').next().unwrap_or("/");
+                        path = Cow::Owned(normalize_path(new_path).into_owned());
+                        route = table.route_in(host_routes, &path).clone();
+                        last_uri = Some(uri);
+                        continue;
+                    }
+                    phase => location_phase = Some(phase),
+                }
+                break;
+            }
+        }
         let policy = route.policy.clone();
         let acme = matches!(route.target, Target::Answer { .. });
         let redirect_to_https = !conn.tls
@@ -372,27 +421,16 @@ impl Proxy {
         } else {
             None
         };
-        let mut snippet_uri = None;
-        let steps = &policy.snippet.steps;
-        let phase_answer = if access_answer.is_none() && !acme && !steps.is_empty() {
-            let view = request_view(
-                &req,
-                &conn,
-                client.ip,
-                &host,
-                &host_routes.label,
-                &path,
-                None,
-            );
-            match snippet::rewrite_phase(steps, &view) {
-                snippet::Phase::Respond(response) => Some(response),
-                snippet::Phase::Continue(uri) => {
-                    snippet_uri = uri;
-                    None
-                }
+        let mut snippet_uri = last_uri;
+        let phase_answer = match location_phase {
+            Some(snippet::Phase::Respond(response)) if access_answer.is_none() && !acme => {
+                Some(response)
             }
-        } else {
-            None
+            Some(snippet::Phase::Continue(Some(uri))) => {
+                snippet_uri = Some(uri);
+                None
+            }
+            _ => None,
         };
         let policy_answer = if access_answer.is_some() || phase_answer.is_some() {
             access_answer.or(phase_answer)

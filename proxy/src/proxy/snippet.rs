@@ -18,6 +18,8 @@ pub enum Phase {
     Continue(Option<String>),
     /// Answer with this.
     Respond(Response<LocalBody>),
+    /// `rewrite … last`: choose the location again for this path and query.
+    Last(String),
 }
 
 /// Runs the `rewrite` and `return` steps in order, as nginx's rewrite phase does.
@@ -104,6 +106,7 @@ pub fn rewrite_phase(steps: &[Step], view: &RequestView<'_>) -> Phase {
                         );
                     }
                     RewriteFlag::Break => return Phase::Continue(Some(with_query(&new_path))),
+                    RewriteFlag::Last => return Phase::Last(with_query(&new_path)),
                     RewriteFlag::Next => path = Some(new_path),
                 }
             }
