@@ -643,3 +643,50 @@ async fn external_auth_decides_by_subrequest() {
     assert_eq!(public.status, 200, "{}", public.describe());
     assert_eq!(auth.calls(), before + 2);
 }
+
+/// The controller ConfigMap's `no-auth-locations`: Ingress paths starting with one of them are
+/// served without authentication; the others still ask.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_auth_locations_are_served_without_authentication() {
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = objects_with_web(web);
+    objects.push(opaque_secret("staff", &[("auth", "admin:{PLAIN}secret\n")]));
+    objects.push(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "switchyard-controller"},
+        "data": {"no-auth-locations": "/.well-known/acme-challenge, /public"},
+    }));
+    let mut guarded = ingress("guarded").class("switchyard").rule(
+        "staff.example",
+        &[("/", "Prefix", "web"), ("/public", "Prefix", "web")],
+    );
+    for (key, value) in [("auth-type", "basic"), ("auth-secret", "staff")] {
+        guarded = guarded.annotation(&format!("{NGINX}/{key}"), value);
+    }
+    objects.push(guarded.build());
+    folder.write_objects("objects.json", &objects);
+    let proxy = Proxy::start(&folder, &["--configmap", "default/switchyard-controller"]).await;
+
+    assert_eq!(
+        get_with(proxy.http, "staff.example", "/public/logo.png", &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get_with(proxy.http, "staff.example", "/private", &[])
+            .await
+            .status,
+        401
+    );
+    let authorization = basic("admin", "secret");
+    let reply = get_with(
+        proxy.http,
+        "staff.example",
+        "/private",
+        &[("authorization", &authorization)],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+}

@@ -38,6 +38,8 @@ pub struct ControllerConfig {
     pub custom_http_errors: Vec<http::StatusCode>,
     /// `proxy-send-timeout`, when the ConfigMap sets it: for Ingresses without the annotation.
     pub proxy_send_timeout: Option<Duration>,
+    /// `no-auth-locations`: Ingress paths starting with one of these are not authenticated.
+    pub no_auth_locations: Vec<String>,
     /// Forwarded headers and client addresses, TLS, connections, global defaults.
     pub serving: ServingConfig,
 }
@@ -56,6 +58,7 @@ impl Default for ControllerConfig {
             admit: Admit::default(),
             custom_http_errors: Vec::new(),
             proxy_send_timeout: None,
+            no_auth_locations: vec!["/.well-known/acme-challenge".to_owned()],
             serving: ServingConfig::default(),
         }
     }
@@ -92,6 +95,7 @@ fn unsupported(key: &str) -> bool {
                 | "annotations-risk-level"
                 | "custom-http-errors"
                 | "proxy-send-timeout"
+                | "no-auth-locations"
         )
         // global-auth-*: read by compile::auth.
         && !super::auth::is_global_auth_key(key)
@@ -206,6 +210,14 @@ fn parse_headers_and_risk(
                 "none",
             )),
         }
+    }
+    if let Some(value) = data.get("no-auth-locations") {
+        config.no_auth_locations = value
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
     }
     if let Some(value) = data.get("proxy-send-timeout") {
         match value.trim().parse::<u64>() {

@@ -38,6 +38,8 @@ pub(super) struct Grant {
 /// Where the request is, for templates and cache keys.
 pub(super) struct Place<'a> {
     pub conn: &'a ConnInfo,
+    /// The client's address (the real IP rules applied).
+    pub client: std::net::IpAddr,
     /// The Ingress rule's host (`$server_name`).
     pub server_name: &'a str,
     /// The Ingress path the request matched (auth caches are per location, as in nginx).
@@ -71,7 +73,7 @@ impl Proxy {
         place: &Place<'_>,
         req: &mut Request<Incoming>,
     ) -> Result<Grant, Response<LocalBody>> {
-        let ip = place.conn.peer.ip();
+        let ip = place.client;
         let has_sources = !policy.allow.is_empty() || !policy.deny.is_empty();
         if auth.satisfy_any && has_sources && policy.admits(ip) {
             return Ok(Grant::default());
@@ -175,7 +177,7 @@ impl Proxy {
             host: &host,
             server_name: place.server_name,
             path: &path,
-            client: place.conn.peer.ip(),
+            client: place.client,
             client_port: place.conn.peer.port(),
             server_port: place.conn.server_port,
             tls: place.conn.tls,
@@ -328,12 +330,9 @@ impl Proxy {
             "x-sent-from",
             Some(HeaderValue::from_static("nginx-ingress-controller")),
         );
-        set(&mut headers, "x-real-ip", Some(place.conn.peer_ip.clone()));
-        set(
-            &mut headers,
-            "x-forwarded-for",
-            Some(place.conn.peer_ip.clone()),
-        );
+        let client = crate::compile::forwarding::ip_value(place.client);
+        set(&mut headers, "x-real-ip", Some(client.clone()));
+        set(&mut headers, "x-forwarded-for", Some(client));
         let redirect = match &external.request_redirect {
             Some(template) => template.header_value(view),
             None => HeaderValue::from_str(request_uri).ok(),

@@ -386,7 +386,13 @@ impl Proxy {
             && (policy.force_ssl_redirect
                 || (host_routes.tls_redirect && policy.ssl_redirect != Some(false)));
         // The default `no-auth-locations` of ingress-nginx: ACME challenges skip authentication.
-        let auth_exempt = acme || path.starts_with(ACME_CHALLENGE_PREFIX);
+        let auth_exempt = acme
+            || path.starts_with(ACME_CHALLENGE_PREFIX)
+            || table
+                .config
+                .no_auth_locations
+                .iter()
+                .any(|location| route.path.starts_with(location.as_str()));
         // `auth-tls-*`: the host's client certificate check comes first, as in nginx.
         let (client_cert, client_refusal) = match client_cert::check(
             host_routes.client_auth.as_ref(),
@@ -603,6 +609,7 @@ impl Proxy {
             (None, Some(auth)) if !auth_exempt => {
                 let place = auth::Place {
                     conn: &conn,
+                    client: client.ip,
                     server_name: &host_routes.label,
                     route_path: &route.path,
                     timeout: policy.read_timeout.unwrap_or(table.upstream_timeout),
