@@ -125,8 +125,13 @@ async fn forwarded_headers_are_trusted_only_when_configured_and_from_trusted_pee
     assert_eq!(seen(&reply, "x-forwarded-port"), Some("8443"));
     assert_eq!(seen(&reply, "x-forwarded-host"), Some("public.example"));
     assert_eq!(seen(&reply, "host"), Some("public.example"));
-    // The real address is the one the allowlist sees.
+    // The real address is the one the allowlist sees, and the access log's.
     assert_eq!(send("office.example").await.status, 200);
+    settles("the access log names the real client", || {
+        let log = proxy.log();
+        Box::pin(async move { log.lines().any(|l| l.starts_with("203.0.113.9 - ")) })
+    })
+    .await;
 
     // The peer is not in proxy-real-ip-cidr: its word about the client is not taken.
     folder.write_objects(

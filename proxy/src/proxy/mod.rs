@@ -272,7 +272,7 @@ impl Proxy {
         mut req: Request<Incoming>,
     ) -> Result<Response<ResponseBody>, Infallible> {
         let started = Instant::now();
-        let connection = conn.next_request();
+        let mut connection = conn.next_request();
         // One table for the whole request, even if a new one is swapped in meanwhile.
         let table = self.shared.table.load_full();
         let host_value = request_host(&req);
@@ -286,6 +286,8 @@ impl Proxy {
         let client = serving
             .forwarding
             .client(conn.peer.ip(), conn.proxied, req.headers());
+        // The access log's `$remote_addr` is the real client too, as with nginx's real_ip.
+        connection.peer.set_ip(client.ip);
         let host = normalize_host(raw_host);
         let host_routes = table.host_routes(&host);
         // A `server-snippet` runs before the location is chosen, as nginx's server rewrite
