@@ -810,3 +810,55 @@ async fn an_upstream_that_stops_reading_the_body_hits_the_send_timeout() {
     )
     .await;
 }
+
+/// `proxy-read-timeout` is the upstream's time to answer, counted from when the request body
+/// last moved: an upload longer than it completes, while an upstream that answers too late
+/// still gets the 504.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_timeout_counts_after_the_upload_not_during_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (port, l) = listener().await;
+    serve(l, |line, body| Answer {
+        status: 200,
+        body: format!("{} bytes\n", body.len()),
+        delay: if line.starts_with("POST /slow-answer") {
+            Duration::from_millis(2500)
+        } else {
+            Duration::ZERO
+        },
+        ..Answer::default()
+    });
+    let folder = Folder::new();
+    let mut objects = vec![class()];
+    objects.extend(backend_service("uploads", port));
+    objects.push(site(
+        "uploads",
+        "uploads.example",
+        "uploads",
+        &[("proxy-read-timeout", "1"), ("proxy-next-upstream", "off")],
+    ));
+    folder.write_objects("uploads.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let upload = |path: &'static str| async move {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", proxy.http))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: uploads.example\r\nContent-Length: 5120\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.expect("head");
+        // Five pieces, 600 ms apart: three seconds of upload against a one-second timeout.
+        for _ in 0..5 {
+            stream.write_all(&[b'x'; 1024]).await.expect("piece");
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        manifests_common::parse_reply(&raw)
+    };
+    let reply = upload("/upload").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "5120 bytes\n"));
+    let reply = upload("/slow-answer").await;
+    assert_eq!(reply.status, 504, "{}", reply.describe());
+}

@@ -53,6 +53,11 @@ impl ReclaimableBody {
         self.slot.is_some()
     }
 
+    /// Whether there is any body to send, streamed or kept.
+    pub fn is_empty(&self) -> bool {
+        self.slot.is_none() && self.kept.is_none()
+    }
+
     /// Whether another attempt can still send the whole body (no attempt started sending a
     /// streamed one).
     pub fn replayable(&self) -> bool {
@@ -73,13 +78,17 @@ impl ReclaimableBody {
     }
 }
 
-/// When the upstream last took a piece of the request body and has not asked for the next
-/// (`proxy-send-timeout`): the time an upstream spends not reading, never the client's.
+/// The request body's progress on its way upstream: when the upstream last took a piece and
+/// has not asked for the next (`proxy-send-timeout`: the time an upstream spends not reading,
+/// never the client's), and when a piece last went (or the body ended), from which the wait
+/// for the response (`proxy-read-timeout`) counts: a long upload is not a slow upstream.
 pub struct SendClock {
     base: Instant,
     /// Nanoseconds after `base` + 1 when a frame was handed over; 0 while the body waits for
     /// the client or is done.
     handed: AtomicU64,
+    /// Nanoseconds after `base` when the body last moved.
+    moved: AtomicU64,
 }
 
 impl SendClock {
@@ -87,6 +96,7 @@ impl SendClock {
         Self {
             base: Instant::now(),
             handed: AtomicU64::new(0),
+            moved: AtomicU64::new(0),
         }
     }
 
@@ -97,6 +107,24 @@ impl SendClock {
             0
         };
         self.handed.store(value, Ordering::Relaxed);
+    }
+
+    /// A piece of the body went, or the body ended.
+    fn moved(&self) {
+        self.moved
+            .store(self.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once the body has not moved for `limit` (after it ended: once the upstream has
+    /// had `limit` to answer).
+    pub async fn quiet_for(&self, limit: Duration) {
+        loop {
+            let due = self.base + Duration::from_nanos(self.moved.load(Ordering::Relaxed)) + limit;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due.into()).await;
+        }
     }
 
     /// Resolves once a frame handed to the upstream connection has waited `limit` for the
@@ -160,6 +188,7 @@ impl Body for ProxyBody {
         if let Some(bytes) = this.kept.take() {
             if let Some(clock) = &this.clock {
                 clock.set(true);
+                clock.moved();
             }
             return Poll::Ready(Some(Ok(Frame::data(bytes))));
         }
@@ -172,8 +201,15 @@ impl Body for ProxyBody {
             Some(body) => Pin::new(body).poll_frame(cx),
             None => Poll::Ready(None),
         };
-        if let (Some(clock), Poll::Ready(Some(Ok(_)))) = (&this.clock, &polled) {
-            clock.set(true);
+        if let Some(clock) = &this.clock {
+            match &polled {
+                Poll::Ready(Some(Ok(_))) => {
+                    clock.set(true);
+                    clock.moved();
+                }
+                Poll::Ready(None) => clock.moved(),
+                _ => {}
+            }
         }
         polled
     }

@@ -973,7 +973,10 @@ impl Proxy {
             } else {
                 headers.clone().unwrap_or_default()
             };
-            let clock = up.send_timeout.map(|_| Arc::new(SendClock::new()));
+            // A request with a body keeps a clock: the wait for the response counts from when
+            // the body last moved, so an upload longer than proxy-read-timeout still completes.
+            let clock =
+                (up.send_timeout.is_some() || !body.is_empty()).then(|| Arc::new(SendClock::new()));
             let mut upstream_req = Request::new(body.attempt(clock.clone()));
             *upstream_req.method_mut() = parts.method.clone();
             *upstream_req.uri_mut() = uri;
@@ -996,8 +999,15 @@ impl Proxy {
                     _ => std::future::pending().await,
                 }
             };
+            let read_timeout = async {
+                match &clock {
+                    Some(clock) => clock.quiet_for(timeout).await,
+                    None => tokio::time::sleep(timeout).await,
+                }
+            };
             let result = tokio::select! {
-                result = tokio::time::timeout(timeout, response) => result.map_err(|_| "timed out waiting for the response"),
+                response = response => Ok(response),
+                () = read_timeout => Err("timed out waiting for the response"),
                 () = stalled => Err("timed out sending the request (proxy-send-timeout)"),
             };
             drop(waiting);
