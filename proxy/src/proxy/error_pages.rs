@@ -12,7 +12,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 
 use super::body::ReclaimableBody;
 use super::clients::Chosen;
-use super::{ConnInfo, LocalBody, Proxy, local, upstream_response};
+use super::{LocalBody, Proxy, local, upstream_response};
 use crate::routes::{Route, Target, Upstream};
 
 /// The error backend answers quickly or not at all: then the upstream's own answer stands.
@@ -28,10 +28,17 @@ pub struct ErrorRequest {
     ingress: Option<HeaderValue>,
     service: Option<HeaderValue>,
     port: Option<HeaderValue>,
+    /// The client's address (the real IP rules applied), for `X-Forwarded-For`.
+    client: HeaderValue,
 }
 
 impl ErrorRequest {
-    pub fn capture<B>(req: &Request<B>, route: &Route, upstream: &Upstream) -> Self {
+    pub fn capture<B>(
+        req: &Request<B>,
+        route: &Route,
+        upstream: &Upstream,
+        client: std::net::IpAddr,
+    ) -> Self {
         let value = |s: &str| HeaderValue::from_str(s).ok();
         Self {
             method: req.method().clone(),
@@ -42,6 +49,7 @@ impl ErrorRequest {
             ingress: route.ingress.as_ref().and_then(|i| value(&i.name)),
             service: value(&route.service),
             port: upstream.service_port.clone(),
+            client: crate::compile::forwarding::ip_value(client),
         }
     }
 }
@@ -51,7 +59,6 @@ impl Proxy {
     /// error): the upstream's answer then stands.
     pub(super) async fn error_page(
         &self,
-        conn: &ConnInfo,
         backend: Option<&Upstream>,
         fallback: &Target,
         request: ErrorRequest,
@@ -95,7 +102,7 @@ impl Proxy {
         set("x-service-name", request.service);
         set("x-service-port", request.port);
         set("x-request-id", request_id);
-        set("x-forwarded-for", Some(conn.peer_ip.clone()));
+        set("x-forwarded-for", Some(request.client.clone()));
         let mut req = Request::new(ReclaimableBody::kept(bytes::Bytes::new()).attempt(None));
         *req.method_mut() = request.method;
         *req.uri_mut() = uri;

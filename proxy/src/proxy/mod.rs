@@ -687,8 +687,9 @@ impl Proxy {
                         upstream_tls: policy.upstream_tls.as_ref(),
                     };
                     // What a custom error page needs of the request, kept only when it may.
-                    let error_request = (!policy.custom_errors.is_empty())
-                        .then(|| error_pages::ErrorRequest::capture(&req, &route, target));
+                    let error_request = (!policy.custom_errors.is_empty()).then(|| {
+                        error_pages::ErrorRequest::capture(&req, &route, target, client.ip)
+                    });
                     let mut response = self.forward(plan, target, req, &mut upstream).await;
                     if let Some(request) = error_request
                         && policy.custom_errors.contains(&response.status())
@@ -697,7 +698,6 @@ impl Proxy {
                         let fallback = &table.controller_default.target;
                         response = self
                             .error_page(
-                                &conn,
                                 backend,
                                 fallback,
                                 request,
