@@ -120,7 +120,7 @@ async fn access_redirect_header_and_size_policies_apply_per_ingress() {
     assert_eq!(local.header("x-frame-options"), Some("DENY"));
     assert_eq!(local.header("x-served-by"), Some("switchyard"));
 
-    // An access rule Switchyard cannot honour is never served open.
+    // Authentication whose Secret does not exist is never served open.
     let sso = get(proxy.http, "sso.example", "/").await;
     assert_eq!(sso.status, 503, "{}", sso.describe());
 

@@ -1,7 +1,8 @@
 //! ingress-nginx's authentication annotations through the real binary and real sockets: basic
 //! auth against a Secret in every hash format nginx accepts, external auth against a small real
 //! auth server (pass with headers, 401, 403, sign-in redirect, unreachable, cached answers), the
-//! global auth of the controller ConfigMap, and `satisfy any`.
+//! global auth of the controller ConfigMap, `satisfy any`, and digest auth (RFC 2617) with the
+//! response computed here as a client does.
 
 mod manifests_common;
 
@@ -238,7 +239,8 @@ async fn basic_auth_accepts_every_supported_hash_format_and_refuses_the_rest() {
         Some("Basic realm=\"\"")
     );
 
-    // Never served open: a missing Secret, a Secret without a usable line, digest.
+    // Never served open: a missing Secret, a Secret without a usable line (for digest: none of
+    // its realm).
     for host in ["missing.example", "unusable.example", "digest.example"] {
         let reply = get_with(
             proxy.http,
@@ -253,7 +255,7 @@ async fn basic_auth_accepts_every_supported_hash_format_and_refuses_the_rest() {
     for expected in [
         "Secret default/no-such-secret not found",
         "Secret default/nobody-usable has no usable user",
-        "digest authentication is not supported",
+        "Secret default/staff has no usable user in realm",
         "line 10 (user \\\"des\\\"): DES crypt hashes are not supported",
     ] {
         assert!(log.contains(expected), "{expected} not in the log:\n{log}");
@@ -689,4 +691,158 @@ async fn no_auth_locations_are_served_without_authentication() {
     )
     .await;
     assert_eq!(reply.status, 200);
+}
+
+/// The challenge's `name="value"` parameter.
+fn challenge_param(challenge: &str, name: &str) -> Option<String> {
+    let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = challenge[start..].find('"')?;
+    Some(challenge[start..start + len].to_owned())
+}
+
+/// An `Authorization: Digest` value, computed as a client does (qop auth, MD5).
+fn digest_authorization(user: &str, password: &str, nonce: &str, nc: &str, uri: &str) -> String {
+    use switchyard_proxy::auth::digest::{ha1, response};
+    let ha1 = ha1(user, "Staff only", password);
+    let response = response(ha1.as_bytes(), nonce, nc, "0a4f,113b", "auth", "GET", uri);
+    format!(
+        "Digest username=\"{user}\", realm=\"Staff only\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm=MD5, qop=auth, nc={nc}, cnonce=\"0a4f,113b\", response=\"{response}\""
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_auth_answers_challenges_once_per_nonce_count() {
+    use switchyard_proxy::auth::digest::ha1;
+    let folder = Folder::new();
+    let web = backend("web").await;
+    let mut objects = objects_with_web(web);
+    let file = format!(
+        "ann:Staff only:{}\nbob:Elsewhere:{}\nbad:Staff only:nothex\n",
+        ha1("ann", "Staff only", "s3cret"),
+        ha1("bob", "Elsewhere", "s3cret"),
+    );
+    objects.push(opaque_secret("htdigest", &[("auth", &file)]));
+    objects.push(opaque_secret(
+        "other-realm",
+        &[(
+            "auth",
+            &format!("bob:Elsewhere:{}\n", ha1("bob", "Elsewhere", "x")),
+        )],
+    ));
+    let digest = [
+        ("auth-type", "digest"),
+        ("auth-secret", "htdigest"),
+        ("auth-realm", "Staff only"),
+    ];
+    objects.push(site("staff", "staff.example", &digest));
+    objects.push(site(
+        "closed",
+        "closed.example",
+        &[
+            ("auth-type", "digest"),
+            ("auth-secret", "other-realm"),
+            ("auth-realm", "Staff only"),
+        ],
+    ));
+    folder.write_objects("digest.json", &objects);
+    let proxy = Proxy::start(&folder, &[]).await;
+
+    let anonymous = get_with(proxy.http, "staff.example", "/a?b=c", &[]).await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.describe());
+    let challenge = anonymous.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge
+            .starts_with("Digest algorithm=\"MD5\", qop=\"auth\", realm=\"Staff only\", nonce=\""),
+        "{challenge}"
+    );
+    assert!(!challenge.contains("stale"));
+    let nonce = challenge_param(challenge, "nonce").expect("a nonce");
+
+    let good = digest_authorization("ann", "s3cret", &nonce, "00000001", "/a?b=c");
+    let reply = get_with(
+        proxy.http,
+        "staff.example",
+        "/a?b=c",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+    assert_eq!(reply.first_line(), "web");
+    assert_eq!(upstream_header(&reply, "authorization"), None);
+
+    // The same nonce count again is a replay; the next one is fine.
+    let replay = get_with(
+        proxy.http,
+        "staff.example",
+        "/a?b=c",
+        &[("Authorization", &good)],
+    )
+    .await;
+    assert_eq!(replay.status, 401, "{}", replay.describe());
+    assert!(
+        replay
+            .header("www-authenticate")
+            .is_some_and(|c| c.starts_with("Digest "))
+    );
+    let next = digest_authorization("ann", "s3cret", &nonce, "00000002", "/a?b=c");
+    let reply = get_with(
+        proxy.http,
+        "staff.example",
+        "/a?b=c",
+        &[("Authorization", &next)],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.describe());
+
+    for (what, authorization, path) in [
+        (
+            "wrong password",
+            digest_authorization("ann", "guess", &nonce, "00000003", "/a"),
+            "/a",
+        ),
+        (
+            "uri of another request",
+            digest_authorization("ann", "s3cret", &nonce, "00000004", "/other"),
+            "/a",
+        ),
+        (
+            "user of another realm",
+            digest_authorization("bob", "s3cret", &nonce, "00000005", "/a"),
+            "/a",
+        ),
+        (
+            "forged nonce",
+            digest_authorization("ann", "s3cret", &"0".repeat(64), "00000001", "/a"),
+            "/a",
+        ),
+        ("basic credentials", basic("ann", "s3cret"), "/a"),
+    ] {
+        let reply = get_with(
+            proxy.http,
+            "staff.example",
+            path,
+            &[("Authorization", &authorization)],
+        )
+        .await;
+        assert_eq!(reply.status, 401, "{what}: {}", reply.describe());
+        assert!(
+            reply
+                .header("www-authenticate")
+                .is_some_and(|c| c.starts_with("Digest ")),
+            "{what}"
+        );
+    }
+
+    // No usable user of the realm: closed, never open.
+    let closed = get_with(proxy.http, "closed.example", "/", &[]).await;
+    assert_eq!(closed.status, 503, "{}", closed.describe());
+    let log = proxy.log();
+    for expected in [
+        "Secret default/other-realm has no usable user in realm",
+        "line 3 (user \\\"bad\\\"): the HA1 is not 32 hexadecimal digits",
+        "FailedClosed",
+    ] {
+        assert!(log.contains(expected), "{expected} not in the log:\n{log}");
+    }
 }

@@ -4,6 +4,7 @@
 //! state the hot path keeps across route tables (`proxy::auth` uses both).
 
 pub mod cache;
+pub mod digest;
 pub mod htpasswd;
 mod md5_crypt;
 
@@ -19,6 +20,8 @@ use crate::variables::Template;
 pub struct Auth {
     /// `auth-type: basic`.
     pub basic: Option<Basic>,
+    /// `auth-type: digest`.
+    pub digest: Option<Digest>,
     /// `auth-url`, or the global external auth.
     pub external: Option<Arc<External>>,
     /// `satisfy: any`: the source allowlist or any authentication admits.
@@ -34,6 +37,12 @@ pub struct Basic {
     /// A digest of the Secret's entries: verified credentials are cached under it, so a changed
     /// Secret never accepts a password it no longer lists.
     pub version: [u8; 32],
+}
+
+/// Digest authentication against the htdigest users of a Secret, in `auth-realm`.
+#[derive(Debug)]
+pub struct Digest {
+    pub users: Arc<digest::Users>,
 }
 
 /// External authentication: a subrequest to `auth-url` decides.
@@ -114,6 +123,8 @@ pub struct State {
     /// Password verifications running at once: beyond, requests wait, so a flood of wrong
     /// passwords cannot take every blocking thread.
     pub verifying: tokio::sync::Semaphore,
+    /// Digest nonces and the nc values used with them.
+    pub digest: digest::Tracker,
 }
 
 impl State {
@@ -126,6 +137,8 @@ impl State {
             verified: cache::Bounded::new(VERIFIED_CAPACITY),
             responses: cache::Bounded::new(RESPONSES_CAPACITY),
             verifying: tokio::sync::Semaphore::new(parallel * 2),
+            #[allow(clippy::expect_used)]
+            digest: digest::Tracker::random().expect("the system random number generator works"),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::canary::PREFIX;
 use super::config::ConfigProblem;
 use super::policy::Finding;
 use crate::auth::htpasswd::Users;
-use crate::auth::{Auth, Basic, CachePolicy, Codes, External};
+use crate::auth::{Auth, Basic, CachePolicy, Codes, Digest, External, digest};
 use crate::model::{ObjectKey, Severity, Snapshot};
 use crate::variables::{RequestView, Scope, Template};
 
@@ -42,6 +42,9 @@ pub struct BasicSpec {
     /// `auth-secret-type: auth-map`.
     map: bool,
     challenge: HeaderValue,
+    /// `auth-type: digest`: the Secret holds htdigest lines of `realm`.
+    digest: bool,
+    realm: String,
 }
 
 #[derive(Clone, Debug)]
@@ -108,13 +111,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Spec, Vec<Finding>, Vec
     let mut spec = Spec::default();
 
     match get("auth-type") {
-        Some("basic") => match basic_spec(&get) {
+        Some(kind @ ("basic" | "digest")) => match basic_spec(&get, kind == "digest") {
             Ok(basic) => spec.basic = Some(basic),
             Err(why) => closed.push(why),
         },
-        Some("digest") => closed.push(format!(
-            "{PREFIX}auth-type: digest authentication is not supported by Switchyard"
-        )),
         Some(other) => closed.push(format!(
             "{PREFIX}auth-type: {other:?} is not basic or digest"
         )),
@@ -176,11 +176,15 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> (Spec, Vec<Finding>, Vec
     (spec, findings, closed)
 }
 
-fn basic_spec<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<BasicSpec, String> {
+fn basic_spec<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    digest: bool,
+) -> Result<BasicSpec, String> {
+    let kind = if digest { "digest" } else { "basic" };
     let secret = match get("auth-secret") {
         None | Some("") => {
             return Err(format!(
-                "{PREFIX}auth-type: basic needs {PREFIX}auth-secret, which is not set"
+                "{PREFIX}auth-type: {kind} needs {PREFIX}auth-secret, which is not set"
             ));
         }
         Some(secret) => secret,
@@ -224,6 +228,8 @@ fn basic_spec<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<BasicSpec, S
         secret: secret.to_owned(),
         map,
         challenge,
+        digest,
+        realm: realm.to_owned(),
     })
 }
 
@@ -614,9 +620,16 @@ fn resolve_inner(
     global: &Global,
     findings: &mut Vec<Finding>,
 ) -> Result<Option<Arc<Auth>>, String> {
-    let basic = match &spec.basic {
-        Some(basic) => Some(resolve_basic(basic, snapshot, namespace, findings)?),
-        None => None,
+    let (basic, digest) = match &spec.basic {
+        Some(basic) if basic.digest => (
+            None,
+            Some(resolve_digest(basic, snapshot, namespace, findings)?),
+        ),
+        Some(basic) => (
+            Some(resolve_basic(basic, snapshot, namespace, findings)?),
+            None,
+        ),
+        None => (None, None),
     };
     let external = match (&spec.external, global, spec.no_global) {
         (Some(own), _, _) => Some(Arc::new(resolve_external(own, snapshot, namespace)?)),
@@ -628,11 +641,12 @@ fn resolve_inner(
         }
         _ => None,
     };
-    if basic.is_none() && external.is_none() {
+    if basic.is_none() && digest.is_none() && external.is_none() {
         return Ok(None);
     }
     Ok(Some(Arc::new(Auth {
         basic,
+        digest,
         external,
         satisfy_any: spec.satisfy_any,
     })))
@@ -710,6 +724,61 @@ fn resolve_basic(
         challenge: spec.challenge.clone(),
         users: Arc::new(users),
         version: digest,
+    })
+}
+
+/// `auth-type: digest`: the Secret's htdigest lines (`auth-file`) or `realm:HA1` values
+/// (`auth-map`) of `auth-realm`.
+fn resolve_digest(
+    spec: &BasicSpec,
+    snapshot: &Snapshot,
+    namespace: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Digest, String> {
+    let annotation = format!("{PREFIX}auth-secret");
+    let key = same_namespace(&spec.secret, namespace, "Secret")
+        .map_err(|why| format!("{annotation}: {why}"))?;
+    let secret = snapshot
+        .secrets
+        .get(&key)
+        .ok_or_else(|| format!("{annotation}: Secret {key} not found"))?;
+    let data = secret.data.clone().unwrap_or_default();
+    let (users, problems) = if spec.map {
+        let mut entries = Vec::new();
+        for (user, value) in &data {
+            match std::str::from_utf8(&value.0) {
+                Ok(text) => entries.push((user.as_str(), text)),
+                Err(_) => findings.push(secret_finding(
+                    &annotation,
+                    &key,
+                    format!("entry {user:?} is not text; that user cannot log in"),
+                )),
+            }
+        }
+        digest::Users::from_map(&spec.realm, entries.into_iter())
+    } else {
+        let file = data
+            .get("auth")
+            .ok_or_else(|| format!("{annotation}: Secret {key} has no key `auth` (auth-file)"))?;
+        let text = std::str::from_utf8(&file.0)
+            .map_err(|_| format!("{annotation}: Secret {key}: `auth` is not text"))?;
+        digest::Users::from_file(text, &spec.realm)
+    };
+    for problem in &problems {
+        findings.push(secret_finding(
+            &annotation,
+            &key,
+            format!("{problem}; that line gives no user"),
+        ));
+    }
+    let users = users.ok_or_else(|| {
+        format!(
+            "{annotation}: Secret {key} has no usable user in realm {:?}",
+            spec.realm
+        )
+    })?;
+    Ok(Digest {
+        users: Arc::new(users),
     })
 }
 
@@ -831,9 +900,52 @@ mod tests {
     }
 
     #[test]
+    fn digest_auth_reads_htdigest_lines_of_its_realm() {
+        let (spec, findings, closed) = parse(&annotations(&[
+            ("auth-type", "digest"),
+            ("auth-secret", "htdigest"),
+            ("auth-realm", "staff"),
+        ]));
+        assert!(
+            findings.is_empty() && closed.is_empty(),
+            "{findings:?} {closed:?}"
+        );
+        let ann = digest::ha1("ann", "staff", "x");
+        let bob = digest::ha1("bob", "other", "x");
+        let file = format!("ann:staff:{ann}\nbob:other:{bob}\n");
+        let snapshot = snapshot_with_secret("htdigest", &[("auth", &file)]);
+        let resolved = resolve(&spec, &snapshot, "ns", &Global::Off);
+        let auth = resolved.auth.expect("resolves").expect("auth");
+        assert!(auth.basic.is_none());
+        let digest = auth.digest.as_ref().expect("digest");
+        assert_eq!((digest.users.realm(), digest.users.len()), ("staff", 1));
+        assert_eq!(resolved.findings.len(), 1);
+        assert!(
+            resolved.findings[0]
+                .message
+                .contains("line 2 (user \"bob\")")
+        );
+
+        let only_other = format!("bob:other:{bob}\n");
+        for (snapshot, expected) in [
+            (Snapshot::default(), "Secret ns/htdigest not found"),
+            (
+                snapshot_with_secret("htdigest", &[("auth", &only_other)]),
+                "no usable user in realm \"staff\"",
+            ),
+        ] {
+            let why = resolve(&spec, &snapshot, "ns", &Global::Off)
+                .auth
+                .err()
+                .unwrap_or_default();
+            assert!(why.contains(expected), "{why}");
+        }
+    }
+
+    #[test]
     fn bad_values_close_the_paths() {
         for pairs in [
-            &[("auth-type", "digest"), ("auth-secret", "s")][..],
+            &[("auth-type", "digest")][..],
             &[("auth-type", "Basic"), ("auth-secret", "s")],
             &[("auth-type", "basic")],
             &[("auth-type", "basic"), ("auth-secret", "a/b/c")],
