@@ -667,12 +667,12 @@ fn same_namespace(written: &str, namespace: &str, what: &str) -> Result<ObjectKe
     Ok(key)
 }
 
-fn resolve_basic(
+/// The `auth-secret` Secret (of the Ingress's own namespace) and its data.
+fn secret_data(
     spec: &BasicSpec,
     snapshot: &Snapshot,
     namespace: &str,
-    findings: &mut Vec<Finding>,
-) -> Result<Basic, String> {
+) -> Result<(ObjectKey, BTreeMap<String, k8s_openapi::ByteString>), String> {
     let annotation = format!("{PREFIX}auth-secret");
     let key = same_namespace(&spec.secret, namespace, "Secret")
         .map_err(|why| format!("{annotation}: {why}"))?;
@@ -680,7 +680,17 @@ fn resolve_basic(
         .secrets
         .get(&key)
         .ok_or_else(|| format!("{annotation}: Secret {key} not found"))?;
-    let data = secret.data.clone().unwrap_or_default();
+    Ok((key, secret.data.clone().unwrap_or_default()))
+}
+
+fn resolve_basic(
+    spec: &BasicSpec,
+    snapshot: &Snapshot,
+    namespace: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Basic, String> {
+    let annotation = format!("{PREFIX}auth-secret");
+    let (key, data) = secret_data(spec, snapshot, namespace)?;
     let mut version = ring::digest::Context::new(&ring::digest::SHA256);
     let (users, problems) = if spec.map {
         version.update(b"auth-map");
@@ -736,13 +746,7 @@ fn resolve_digest(
     findings: &mut Vec<Finding>,
 ) -> Result<Digest, String> {
     let annotation = format!("{PREFIX}auth-secret");
-    let key = same_namespace(&spec.secret, namespace, "Secret")
-        .map_err(|why| format!("{annotation}: {why}"))?;
-    let secret = snapshot
-        .secrets
-        .get(&key)
-        .ok_or_else(|| format!("{annotation}: Secret {key} not found"))?;
-    let data = secret.data.clone().unwrap_or_default();
+    let (key, data) = secret_data(spec, snapshot, namespace)?;
     let (users, problems) = if spec.map {
         let mut entries = Vec::new();
         for (user, value) in &data {
