@@ -580,29 +580,8 @@ async fn mirrors_get_a_copy_and_never_delay_the_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ewma_sends_most_requests_to_the_faster_endpoint() {
-    let (port, mut listeners) = listeners_on_one_port(2).await;
-    let fast = listeners.pop().expect("second");
-    let slow = listeners.pop().expect("first");
-    serve(slow, |_, _| Answer {
-        status: 200,
-        body: "slow\n".into(),
-        delay: Duration::from_millis(300),
-        ..Answer::default()
-    });
-    serve(fast, |_, _| ok("fast\n"));
     let folder = Folder::new();
-    let mut objects = vec![class()];
-    objects.push(
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pair"},
-        "spec": {"ports": [{"name": "http", "port": 80}]}}),
-    );
-    objects.push(endpoint_slice(
-        "pair-1",
-        "pair",
-        "http",
-        port,
-        &["127.0.0.1", "127.0.0.2"],
-    ));
+    let mut objects = fast_and_slow_pair(Duration::from_millis(300)).await;
     objects.push(site(
         "ewma",
         "ewma.example",
@@ -618,12 +597,7 @@ async fn ewma_sends_most_requests_to_the_faster_endpoint() {
     folder.write_objects("ewma.json", &objects);
     let proxy = Proxy::start(&folder, &[]).await;
 
-    let mut fast_count = 0;
-    for _ in 0..20 {
-        if get(proxy.http, "ewma.example", "/").await.first_line() == "fast" {
-            fast_count += 1;
-        }
-    }
+    let fast_count = fast_share(proxy.http, "ewma.example").await;
     // Round-robin would give 10; once each endpoint was measured, the slow one loses.
     assert!(fast_count >= 16, "{fast_count} of 20 to the fast endpoint");
     log_mentions(
@@ -633,33 +607,56 @@ async fn ewma_sends_most_requests_to_the_faster_endpoint() {
     .await;
 }
 
+/// The IngressClass and a Service `pair` of two endpoints on one port: `fast` answers at once,
+/// `slow` after `delay`.
+async fn fast_and_slow_pair(delay: Duration) -> Vec<Value> {
+    let (port, mut listeners) = listeners_on_one_port(2).await;
+    let fast = listeners.pop().expect("second");
+    let slow = listeners.pop().expect("first");
+    serve(slow, move |_, _| Answer {
+        status: 200,
+        body: "slow\n".into(),
+        delay,
+        ..Answer::default()
+    });
+    serve(fast, |_, _| ok("fast\n"));
+    vec![
+        class(),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pair"},
+        "spec": {"ports": [{"name": "http", "port": 80}]}}),
+        endpoint_slice("pair-1", "pair", "http", port, &["127.0.0.1", "127.0.0.2"]),
+    ]
+}
+
+/// How many of 20 requests to `host` the fast endpoint of the pair answered.
+async fn fast_share(port: u16, host: &str) -> usize {
+    let mut fast = 0;
+    for _ in 0..20 {
+        if get(port, host, "/").await.first_line() == "fast" {
+            fast += 1;
+        }
+    }
+    fast
+}
+
+/// A backend that accepts connections and never reads from them.
+async fn deaf_backend() -> u16 {
+    let (port, l) = listener().await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = l.accept().await {
+            held.push(stream);
+        }
+    });
+    port
+}
+
 /// The controller ConfigMap's `load-balance: ewma` applies to Ingresses without the
 /// annotation; the annotation still wins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configmap_load_balance_is_the_default_for_ingresses() {
-    let (port, mut listeners) = listeners_on_one_port(2).await;
-    let fast = listeners.pop().expect("second");
-    let slow = listeners.pop().expect("first");
-    serve(slow, |_, _| Answer {
-        status: 200,
-        body: "slow\n".into(),
-        delay: Duration::from_millis(200),
-        ..Answer::default()
-    });
-    serve(fast, |_, _| ok("fast\n"));
     let folder = Folder::new();
-    let mut objects = vec![class()];
-    objects.push(
-        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "pair"},
-        "spec": {"ports": [{"name": "http", "port": 80}]}}),
-    );
-    objects.push(endpoint_slice(
-        "pair-1",
-        "pair",
-        "http",
-        port,
-        &["127.0.0.1", "127.0.0.2"],
-    ));
+    let mut objects = fast_and_slow_pair(Duration::from_millis(200)).await;
     objects.push(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": "switchyard-controller"},
@@ -675,21 +672,12 @@ async fn the_configmap_load_balance_is_the_default_for_ingresses() {
     folder.write_objects("ewma.json", &objects);
     let proxy = Proxy::start(&folder, &["--configmap", "default/switchyard-controller"]).await;
 
-    let count_fast = |host: &'static str| async move {
-        let mut fast = 0;
-        for _ in 0..20 {
-            if get(proxy.http, host, "/").await.first_line() == "fast" {
-                fast += 1;
-            }
-        }
-        fast
-    };
-    let global = count_fast("global.example").await;
+    let global = fast_share(proxy.http, "global.example").await;
     assert!(
         global >= 16,
         "{global} of 20 to the fast endpoint under the ConfigMap's ewma"
     );
-    let own = count_fast("own.example").await;
+    let own = fast_share(proxy.http, "own.example").await;
     assert_eq!(own, 10, "the annotation's round-robin alternates");
 }
 
@@ -735,13 +723,7 @@ async fn stalled_upload(port: u16, host: &str) -> (manifests_common::Reply, Dura
 /// The controller ConfigMap's `proxy-send-timeout` for an Ingress without the annotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configmap_send_timeout_applies_to_ingresses_without_the_annotation() {
-    let (port, l) = listener().await;
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = l.accept().await {
-            held.push(stream);
-        }
-    });
+    let port = deaf_backend().await;
     let folder = Folder::new();
     let mut objects = vec![class()];
     objects.extend(backend_service("deaf", port));
@@ -765,14 +747,7 @@ async fn the_configmap_send_timeout_applies_to_ingresses_without_the_annotation(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_stops_reading_the_body_hits_the_send_timeout() {
-    // Accepts connections and never reads from them.
-    let (port, l) = listener().await;
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = l.accept().await {
-            held.push(stream);
-        }
-    });
+    let port = deaf_backend().await;
     let folder = Folder::new();
     let mut objects = vec![class()];
     objects.extend(backend_service("deaf", port));
